@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make repro` and `make test`.
+# Everything runs inside .venv, built from the pinned requirements.txt.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Nothing may phone home: no DVC analytics, no Hugging Face hub look-ups.
+export DVC_NO_ANALYTICS := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup repro test bench lint clean-venv
+
+setup: $(VENV)/.installed
+
+# Rebuilt whenever requirements.txt changes.
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,239 @@
+import bz2
+import json
+
+import pytest
+
+from stages import download
+from stages.download import DownloadError, parse_sample_article, split_wiki_sections
+from stages.download_api import fetch_titles
+from stages.download_dump import read_dump, wikitext_to_plain
+from tests.conftest import ROOT, write_params
+from tests.mediawiki_server import MediaWikiState, start_server
+
+
+def run_download(tmp_path, params, titles=None, sample_dir=None):
+    titles_path = tmp_path / "titles.txt"
+    titles_path.write_text("\n".join(titles or ["Battle of Stalingrad"]) + "\n")
+    out = tmp_path / "out" / "articles.jsonl"
+    code = download.main([
+        "--params", str(params), "--sample-dir", str(sample_dir or ROOT / "data/sample"),
+        "--titles", str(titles_path), "--cache-dir", str(tmp_path / "cache"),
+        "--out", str(out), "--metrics", str(tmp_path / "metrics.json"),
+    ])
+    return code, out
+
+
+def records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# --- sample -----------------------------------------------------------------------------
+
+
+def test_sample_source_ships_the_corpus_and_reruns_byte_identical(tmp_path, params_file):
+    code, out = run_download(tmp_path, params_file())
+    assert code == 0
+    articles = records(out)
+    assert len(articles) >= 25
+    assert all(a["source"] == "sample" and a["sections"] for a in articles)
+    first = out.read_bytes()
+    assert run_download(tmp_path, params_file())[0] == 0
+    assert out.read_bytes() == first
+
+
+def test_sample_corpus_is_big_enough_for_the_later_stages():
+    from common.sentences import split_sentences
+
+    for path in sorted((ROOT / "data/sample").glob("*.md")):
+        article = parse_sample_article(path.read_text(), path.name)
+        sentences = [s for sec in article["sections"] for p in sec["text"].split("\n\n") for s in split_sentences(p)]
+        assert len(sentences) >= 40, f"{path.name}: only {len(sentences)} sentences"
+        assert len(article["sections"]) >= 4, f"{path.name}: needs sections"
+
+
+def test_a_malformed_sample_file_is_named_in_the_error(tmp_path, params_file, caplog):
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    (sample / "broken.md").write_text("no title line here\n")
+    code, _ = run_download(tmp_path, params_file(), sample_dir=sample)
+    assert code == 2
+    assert "broken.md: first line must be '# <title>'" in caplog.text
+
+
+def test_an_unknown_source_is_a_clear_error(tmp_path, params_file, caplog):
+    code, _ = run_download(tmp_path, params_file(download__source="ftp"))
+    assert code == 2
+    assert "download.source: 'ftp' is not one of sample, api, dump" in caplog.text
+
+
+def test_split_wiki_sections_keeps_lead_and_levels():
+    sections = split_wiki_sections("Lead text.\n\n== A ==\nBody A.\n=== A1 ===\nBody A1.\n== Empty ==\n")
+    assert sections == [
+        {"heading": "", "level": 1, "text": "Lead text."},
+        {"heading": "A", "level": 2, "text": "Body A."},
+        {"heading": "A1", "level": 3, "text": "Body A1."},
+    ]
+
+
+# --- api --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mediawiki():
+    servers = []
+
+    def start(**kwargs):
+        state = MediaWikiState(**kwargs)
+        server, url = start_server(state)
+        servers.append(server)
+        return state, url
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def api_params(tmp_path, url, **extra):
+    overrides = {"download.source": "api", "download.api_url": url, "download.backoff_seconds": 0.01,
+                 "download.min_interval_seconds": 0.0, "download.timeout_seconds": 5.0}
+    overrides.update({f"download.{k}": v for k, v in extra.items()})
+    return write_params(tmp_path, overrides)
+
+
+def test_api_follows_redirects_continues_batches_and_reports_missing(tmp_path, mediawiki, caplog):
+    state, url = mediawiki(fail_first=1)  # a 503 first, then success
+    titles = ["Stalingrad", "battle of Midway", "No Such Battle", "Operation Barbarossa"]
+    code, out = run_download(tmp_path, api_params(tmp_path, url), titles=titles)
+    assert code == 0
+    articles = records(out)
+    assert [a["title"] for a in articles] == ["Battle of Stalingrad", "Battle of Midway", "Operation Barbarossa"]
+    stalingrad = articles[0]
+    assert stalingrad["requested_title"] == "Stalingrad"
+    assert stalingrad["revision"] == 9000 and stalingrad["timestamp"] == "2026-01-01T00:00:00Z"
+    assert [s["heading"] for s in stalingrad["sections"]] == ["", "Background", "References"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["missing_titles"] == ["No Such Battle"]
+    assert "No Such Battle" in caplog.text
+    assert all(ua.startswith("ww2lm/") for ua in state.user_agents)
+    assert len(state.requests) == 1 + 3  # the 503, then three continued requests for one batch
+
+
+def test_api_rerun_fetches_only_what_the_cache_lacks(tmp_path, mediawiki):
+    state, url = mediawiki()
+    params = api_params(tmp_path, url)
+    assert run_download(tmp_path, params, titles=["Battle of Midway"])[0] == 0
+    assert len(state.requests) == 1
+    code, out = run_download(tmp_path, params, titles=["Battle of Midway", "Operation Barbarossa"])
+    assert code == 0
+    assert [r["titles"] for r in state.requests] == ["Battle of Midway", "Operation Barbarossa"]
+    assert len(records(out)) == 2
+
+
+def test_api_honours_retry_after_and_gives_up_with_a_clear_error(tmp_path, mediawiki):
+    from common.params import load_section
+    from stages.download import DownloadParams
+
+    state, url = mediawiki(fail_first=2, retry_after="7")
+    params = load_section(api_params(tmp_path, url), "download", DownloadParams)
+    waits = []
+    records_, missing = fetch_titles(["Battle of Midway"], params, tmp_path / "cache", sleep=waits.append)
+    assert waits[:2] == [7.0, 7.0]
+    assert len(records_) == 1 and missing == []
+
+    state, url = mediawiki(fail_first=100)
+    params = load_section(api_params(tmp_path, url, max_retries=2), "download", DownloadParams)
+    with pytest.raises(DownloadError, match=r"gave up after 3 attempts \(HTTP 503\)"):
+        fetch_titles(["Operation Barbarossa"], params, tmp_path / "cache2", sleep=lambda s: None)
+
+
+def test_api_retries_a_refused_connection_then_fails_clearly(tmp_path, params_file, caplog):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    params = api_params(tmp_path, f"http://127.0.0.1:{port}/w/api.php", max_retries=1)
+    code, _ = run_download(tmp_path, params, titles=["Battle of Midway"])
+    assert code == 2
+    assert "gave up after 2 attempts (ConnectError" in caplog.text
+
+
+# --- dump -------------------------------------------------------------------------------
+
+DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">
+  <siteinfo><sitename>Wikipedia</sitename><dbname>enwiki</dbname><base>https://en.wikipedia.org/wiki/Main_Page</base>
+    <generator>MediaWiki 1.41</generator><case>first-letter</case>
+    <namespaces><namespace key="0" case="first-letter" /><namespace key="10" case="first-letter">Template</namespace></namespaces>
+  </siteinfo>
+{pages}
+</mediawiki>
+"""
+PAGE = """  <page><title>{title}</title><ns>{ns}</ns><id>{id}</id>{redirect}
+    <revision><id>{rev}</id><timestamp>2026-02-03T04:05:06Z</timestamp><contributor><username>X</username><id>1</id></contributor>
+      <model>wikitext</model><format>text/x-wiki</format><text bytes="1" xml:space="preserve">{text}</text><sha1>abc</sha1></revision>
+  </page>"""
+
+
+def write_dump(path, pages, compress=False):
+    body = "\n".join(
+        PAGE.format(title=t, ns=ns, id=i + 1, rev=100 + i, text=text,
+                    redirect=f'<redirect title="{red}" />' if red else "")
+        for i, (t, ns, red, text) in enumerate(pages)
+    )
+    data = DUMP.format(pages=body).encode()
+    path.write_bytes(bz2.compress(data) if compress else data)
+
+
+STALINGRAD_WIKITEXT = (
+    "{{Infobox military conflict|conflict=Battle of Stalingrad}}\n"
+    "The '''Battle of Stalingrad''' was fought on the [[Volga|Volga River]].&lt;ref&gt;Glantz, p. 1&lt;/ref&gt;\n"
+    "== Background ==\nThe [[6th Army (Wehrmacht)|6th Army]] attacked in 1942.{{citation needed}}\n"
+    "{| class=\"wikitable\"\n|-\n! Side !! Men\n|-\n| Axis || 1,000,000\n|}\n"
+    "[[Category:Battles of World War II]]\n"
+)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_dump_streams_filters_follows_redirects_and_strips_wikitext(tmp_path, compress):
+    path = tmp_path / ("dump.xml.bz2" if compress else "dump.xml")
+    write_dump(path, [
+        ("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT),  # target before its redirect
+        ("Template:Infobox", 10, None, "template body"),
+        ("Battle of Kursk", 0, None, "Not in the list."),
+        ("Stalingrad", 0, "Battle of Stalingrad", "#REDIRECT [[Battle of Stalingrad]]"),
+    ], compress=compress)
+    found, missing = read_dump(path, ["Stalingrad", "Battle of Midway"])
+    assert missing == ["Battle of Midway"]
+    assert len(found) == 1
+    article = found[0]
+    assert article["title"] == "Battle of Stalingrad" and article["requested_title"] == "Stalingrad"
+    assert article["revision"] == 100
+    text = " ".join(s["text"] for s in article["sections"])
+    assert "was fought on the Volga River." in text
+    assert "6th Army attacked in 1942." in text
+    for leftover in ("{{", "[[", "Glantz", "wikitable", "Axis", "Category"):
+        assert leftover not in text
+
+
+def test_dump_source_through_main(tmp_path):
+    path = tmp_path / "dump.xml"
+    write_dump(path, [("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT)])
+    params = write_params(tmp_path, {"download.source": "dump", "download.dump_path": str(path)})
+    code, out = run_download(tmp_path, params)
+    assert code == 0
+    assert records(out)[0]["source"] == "dump"
+
+
+def test_a_truncated_dump_is_a_clear_error(tmp_path, caplog):
+    path = tmp_path / "dump.xml.bz2"
+    write_dump(path, [("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT)], compress=True)
+    path.write_bytes(path.read_bytes()[:-40])
+    params = write_params(tmp_path, {"download.source": "dump", "download.dump_path": str(path)})
+    code, _ = run_download(tmp_path, params)
+    assert code == 2
+    assert "unreadable dump" in caplog.text
+
+
+def test_wikitext_headings_survive_as_section_markers():
+    assert "== Background ==" in wikitext_to_plain("Lead.\n== Background ==\nBody.")
