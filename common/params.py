@@ -73,12 +73,16 @@ def section_from_mapping(raw: Any, cls: type[T], where: str) -> T:
     if missing:
         raise ParamsError(f"{where}: missing key(s) {', '.join(missing)}")
     hints = typing.get_type_hints(cls)
+    values = {}
     for name, value in raw.items():
+        if dataclasses.is_dataclass(hints[name]):  # a nested sub-section, e.g. generate.openai
+            values[name] = section_from_mapping(value, hints[name], f"{where}.{name}")
+            continue
         if not _type_ok(value, hints[name]):
             raise ParamsError(
                 f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}"
             )
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        values[name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
 
 

@@ -53,3 +53,23 @@ def test_every_stage_section_of_the_shipped_params_loads():
 
     for section, cls in [("download", DownloadParams), ("clean", CleanParams), ("window", WindowParams)]:
         load_section("params.yaml", section, cls)
+
+
+@dataclass(frozen=True)
+class Inner:
+    model: str
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Outer:
+    backend: str
+    openai: Inner
+
+
+def test_nested_sections_are_checked_with_their_full_name(tmp_path):
+    path = write(tmp_path, "generate:\n  backend: openai\n  openai:\n    model: qwen\n    temperature: 0.7\n")
+    assert load_section(path, "generate", Outer).openai == Inner("qwen", 0.7)
+    path = write(tmp_path, "generate:\n  backend: openai\n  openai:\n    model: qwen\n    temprature: 0.7\n")
+    with pytest.raises(ParamsError, match=r"generate.openai: unknown key\(s\) temprature"):
+        load_section(path, "generate", Outer)

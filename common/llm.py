@@ -1,0 +1,43 @@
+"""What every generator backend shares: the chat interface, its error type, reply cleanup.
+
+A chat backend turns a list of {"role", "content"} messages into the assistant's reply
+text. Backends are called from many threads at once (the local executor keeps
+`generate.concurrency` requests in flight), so `chat` must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+THINK_BLOCK = re.compile(r"<think>.*?</think>\s*", re.DOTALL | re.IGNORECASE)
+UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
+
+
+class LLMError(RuntimeError):
+    """A request that failed for good; `reason` is a short tag counted in metrics
+    (e.g. "timeout", "http_500", "connection", "empty_reply", "truncated")."""
+
+    def __init__(self, reason: str, message: str = "", raw: str | None = None):
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason
+        self.raw = raw  # the reply text, when there was one
+
+
+class ChatBackend(Protocol):
+    name: str  # "openai:Qwen/Qwen3-4B", "transformers:/models/x": goes into record meta
+
+    def chat(self, messages: list[dict[str, str]]) -> str: ...
+
+    def fingerprint(self) -> dict:
+        """Everything that changes the output (model, temperature, max tokens...): part of
+        each work item's key, so a new generator config regenerates instead of reusing."""
+        ...
+
+
+def strip_think(text: str) -> str:
+    """Remove Qwen3-style reasoning: closed <think>…</think> blocks, and an unclosed
+    <think> to the end (a reply cut off while still thinking has no answer in it)."""
+    text = THINK_BLOCK.sub("", text)
+    text = UNCLOSED_THINK.sub("", text)
+    return text.strip()
