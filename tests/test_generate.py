@@ -1,0 +1,175 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from common.prompt_types import load_registry
+from common.work_store import DONE, FAILED, WorkStore
+from stages import generate
+from stages.generate import plan_items, select_types
+from tests.conftest import ROOT, write_params
+from tests.generate_fakes import EchoBackend
+
+PROMPT = "{tag}ARTICLE: {{article}}\nTEXT: {{text}}\nReply with Question: and Answer: lines."
+CHAIN = ('    chain_question: "QUESTION ONLY\\nARTICLE: {article}\\nTEXT: {text}"\n'
+         '    chain_answer: "ANSWER THIS: {question}\\nARTICLE: {article}\\nTEXT: {text}"\n')
+
+
+def registry(*names, bad=()):
+    entries = []
+    for name in names:
+        tag = "BAD-TYPE " if name in bad else ""
+        entries.append(f"  - name: {name}\n    family: question\n    kind: qa\n    format: qa\n"
+                       f"    prompt: {json.dumps(PROMPT.format(tag=tag))}\n{CHAIN}")
+    return "types:\n" + "".join(entries)
+
+
+def windows(n=6):
+    return [{"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "text": f"Battle {i} was fought in 194{i % 6}."}
+            for i in range(n)]
+
+
+def setup(tmp_path, types_yaml, n_windows=6, **params):
+    (tmp_path / "types.yaml").write_text(types_yaml)
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows(n_windows)))
+    overrides = {"generate.backend": "tests.generate_fakes:echo", "generate.concurrency": 4}
+    overrides.update({f"generate.{k}": v for k, v in params.items()})
+    return write_params(tmp_path, overrides)
+
+
+def args(tmp_path, params, *extra):
+    return ["--params", str(params), "--windows", str(tmp_path / "windows.jsonl"), "--types", str(tmp_path / "types.yaml"),
+            "--store", str(tmp_path / "store"), "--out", str(tmp_path / "generated.jsonl"),
+            "--metrics", str(tmp_path / "generate.json"), *extra]
+
+
+def run(tmp_path, params, *extra):
+    code = generate.main(args(tmp_path, params, *extra))
+    out = tmp_path / "generated.jsonl"
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    return code, records
+
+
+def test_every_window_times_type_once_and_a_rerun_does_no_work(tmp_path):
+    params = setup(tmp_path, registry("alpha", "beta"))
+    EchoBackend.calls = 0
+    code, records = run(tmp_path, params)
+    assert code == 0
+    assert len(records) == 12 and EchoBackend.calls == 12
+    assert len({r["id"] for r in records}) == 12
+    first = (tmp_path / "generated.jsonl").read_bytes()
+    record = records[0]
+    assert record["kind"] == "qa" and record["type"] == "alpha" and record["window"] == "w000"
+    assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
+    assert record["messages"][0]["content"] == "What is notable about Battle 0?"
+    assert record["meta"]["generator"] == "fake:echo" and record["meta"]["mode"] == "single"
+
+    code, _ = run(tmp_path, params)
+    assert code == 0 and EchoBackend.calls == 12  # nothing regenerated
+    assert (tmp_path / "generated.jsonl").read_bytes() == first
+
+
+def test_a_new_prompt_type_or_window_generates_only_what_is_new(tmp_path):
+    params = setup(tmp_path, registry("alpha"))
+    EchoBackend.calls = 0
+    run(tmp_path, params)
+    assert EchoBackend.calls == 6
+    (tmp_path / "types.yaml").write_text(registry("alpha", "gamma"))
+    _, records = run(tmp_path, params)
+    assert EchoBackend.calls == 12 and len(records) == 12
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows(7)))
+    _, records = run(tmp_path, params)
+    assert EchoBackend.calls == 14 and len(records) == 14
+
+
+def test_unusable_replies_go_to_the_failed_folder_and_are_retried_only_when_asked(tmp_path):
+    params = setup(tmp_path, registry("alpha", "broken", bad={"broken"}))
+    EchoBackend.calls = 0
+    code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+    failed = list(WorkStore(str(tmp_path / "store")).iter_failed())
+    assert len(failed) == 6
+    assert failed[0]["reason"] == "parse_missing_question"
+    assert failed[0]["raw"] == "I am sorry, I cannot help with that."
+    assert failed[0]["type"] == "broken"
+    metrics = json.loads((tmp_path / "generate.json").read_text())
+    assert metrics["failed"] == {"parse_missing_question": 6}
+    assert metrics["per_type"]["broken"] == {"failed:parse_missing_question": 6}
+
+    run(tmp_path, params)
+    assert EchoBackend.calls == 12  # failures are not retried by default
+    run(tmp_path, params, "--retry-failed")
+    assert EchoBackend.calls == 18
+
+
+def test_chain_mode_asks_twice_and_keeps_items_apart_from_single_mode(tmp_path):
+    params = setup(tmp_path, registry("alpha"), mode="chain")
+    EchoBackend.calls = 0
+    code, records = run(tmp_path, params)
+    assert code == 0 and EchoBackend.calls == 12 and len(records) == 6
+    assert records[0]["messages"][0]["content"] == "Battle 0?"
+    assert records[0]["messages"][1]["content"] == "It is described in Battle 0."
+    assert records[0]["meta"]["mode"] == "chain"
+
+
+def test_limit_and_weights_steer_what_runs_next(tmp_path):
+    params = setup(tmp_path, registry("alpha", "beta"), n_windows=8, weights={"alpha": 3.0})
+    EchoBackend.calls = 0
+    code, records = run(tmp_path, params, "--limit", "8")
+    assert code == 0 and EchoBackend.calls == 8
+    by_type = {t: sum(r["type"] == t for r in records) for t in ("alpha", "beta")}
+    assert by_type == {"alpha": 6, "beta": 2}
+    assert json.loads((tmp_path / "generate.json").read_text())["pending"] == 8
+
+
+def test_plan_is_deterministic_and_weight_zero_pauses_a_type(tmp_path):
+    (tmp_path / "t.yaml").write_text(registry("alpha", "beta"))
+    types = select_types(load_registry(tmp_path / "t.yaml"), (), {"beta": 0})
+    first = plan_items(windows(), types, "single", {"x": 1}, seed=1)
+    assert first == plan_items(windows(), types, "single", {"x": 1}, seed=1)
+    assert {item.ptype for item in first} == {0}
+    assert plan_items(windows(), types, "single", {"x": 1}, seed=2) != first
+
+
+def test_unknown_type_or_backend_is_a_clear_error(tmp_path, caplog):
+    params = setup(tmp_path, registry("alpha"), types=["alpha", "omega"])
+    assert run(tmp_path, params)[0] == 2
+    assert "unknown prompt type(s) omega" in caplog.text
+    params = setup(tmp_path, registry("alpha"), backend="gpt-9")
+    assert run(tmp_path, params)[0] == 2
+    assert "unknown backend 'gpt-9'" in caplog.text
+
+
+def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
+    params = setup(tmp_path, registry("alpha", "beta"), n_windows=20, backend="tests.generate_fakes:slow_echo",
+                   concurrency=2)
+    env = {**os.environ, "FAKE_DELAY": "0.05", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.generate", *args(tmp_path, params)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = WorkStore(str(tmp_path / "store"))
+    deadline = time.time() + 30
+    while len(store.keys(DONE)) < 10 and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_at_kill = len(store.keys(DONE))
+    assert 10 <= done_at_kill < 40, "the kill must land mid-run"
+    assert not (tmp_path / "generated.jsonl").exists()
+
+    EchoBackend.calls = 0
+    code, records = run(tmp_path, params)
+    assert code == 0
+    assert EchoBackend.calls == 40 - done_at_kill  # only the missing items ran again
+    assert len(records) == 40 and len({r["id"] for r in records}) == 40
+    assert not store.keys(FAILED)
+
+
+def test_the_store_can_live_at_an_fsspec_url(tmp_path):
+    url = f"memory://ww2lm-test-{tmp_path.name}"
+    params = setup(tmp_path, registry("alpha"), store_url=url)
+    code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+    assert len(WorkStore(url).keys(DONE)) == 6
+    assert not (tmp_path / "store").exists()
