@@ -51,6 +51,7 @@ class PromptType:
     weight: float = 1.0  # scheduling priority relative to the other types
     chain_question: str | None = None  # chain mode, call 1: asks for the question only
     chain_answer: str | None = None  # chain mode, call 2: answers {question} from the text
+    expect_label: bool | None = None  # true_false types: the label the reply must carry
 
     def render(self, template: str, window: dict, question: str = "") -> str:
         return template.format(
@@ -61,7 +62,9 @@ class PromptType:
 
 # --- parsers --------------------------------------------------------------------------
 
-LABEL = r"^\s*(?:[*_#>]+\s*)?{name}\s*(?:[*_]+\s*)?[:：]\s*(?:[*_]+\s*)?"
+# "Question:", "**Question:**", "## Answer:" … After the colon only `*` is eaten: an
+# underscore there may be a fill-in blank ("Sentence: ____ commanded the 6th Army").
+LABEL = r"^\s*(?:[*_#>]+\s*)?{name}\s*(?:[*_]+\s*)?[:：]\s*(?:\*+\s*)?"
 
 
 def _fields(reply: str, names: dict[str, str]) -> dict[str, str]:
@@ -90,7 +93,8 @@ def _require(fields: dict[str, str], *keys: str) -> None:
 
 
 def parse_qa(reply: str) -> Parsed:
-    fields = _fields(reply, {"question": r"(?:question|q)", "answer": r"(?:answer|a)"})
+    # No "Q:"/"A:" aliases: a line starting "A: " inside a long answer would cut it short.
+    fields = _fields(reply, {"question": "question", "answer": "answer"})
     _require(fields, "question", "answer")
     return Parsed(fields["question"], fields["answer"])
 
@@ -162,6 +166,9 @@ def parse_contrastive(reply: str) -> Parsed:
     question_norm = f" {_norm(fields['question'])} "
     if any(f" {_norm(o)} " not in question_norm for o in options):
         raise ParseError("options_not_in_question")
+    a, b = (_norm(o) for o in options)
+    if f" {a} or {b} " not in question_norm and f" {b} or {a} " not in question_norm:
+        raise ParseError("no_choice_span")  # contrast-swap needs the literal "X or Y"
     answer = _norm(fields["answer"])
     letter = fields["answer"].strip().upper().rstrip(".")
     if letter in ("A", "B", "OPTION A", "OPTION B"):
@@ -172,7 +179,7 @@ def parse_contrastive(reply: str) -> Parsed:
         correct = 1
     else:
         raise ParseError("answer_not_an_option", fields["answer"][:40])
-    text = options[correct] + "."
+    text = options[correct][:1].upper() + options[correct][1:] + "."
     if fields.get("explanation"):
         text += " " + fields["explanation"]
     meta = {"options": options, "correct": correct}
@@ -181,18 +188,37 @@ def parse_contrastive(reply: str) -> Parsed:
     return Parsed(fields["question"], text, meta)
 
 
+DECLINED = re.compile(r"^\W*none\W*$", re.IGNORECASE)
+
+
+def declined(reply: str) -> bool:
+    """The prompts let a model answer NONE when the text lacks what the type needs (no
+    date for `when`): an honest skip, not a format failure."""
+    return bool(DECLINED.match(reply.strip()))
+
+
+def check_expectations(ptype: PromptType, parsed: Parsed) -> Parsed:
+    if ptype.expect_label is not None and parsed.meta.get("label") is not ptype.expect_label:
+        raise ParseError("wrong_label", f"{ptype.name} needs a {ptype.expect_label} statement")
+    return parsed
+
+
 def parse_question_only(reply: str) -> str:
     """Chain mode, call 1: the question alone (labelled or bare)."""
-    fields = _fields(reply, {"question": r"(?:question|q)", "answer": r"(?:answer|a)"})
-    question = fields.get("question") or reply.strip()
-    if not question:
-        raise ParseError("empty_question")
-    return question.splitlines()[0].strip()
+    fields = _fields(reply, {"question": "question", "answer": "answer"})
+    if fields.get("question"):
+        return fields["question"].splitlines()[0].strip()
+    # Unlabelled: the first line that asks something, not a preamble ("Here is a question:").
+    lines = [line.strip() for line in reply.splitlines() if line.strip()]
+    asking = [line for line in lines if line.endswith("?")]
+    if not asking:
+        raise ParseError("missing_question")
+    return asking[0]
 
 
 def parse_answer_only(reply: str) -> str:
     """Chain mode, call 2: the answer, with a leading "Answer:" label removed."""
-    fields = _fields(reply, {"answer": r"(?:answer|a)"})
+    fields = _fields(reply, {"answer": "answer"})
     answer = fields.get("answer") or reply.strip()
     if not answer:
         raise ParseError("empty_answer")

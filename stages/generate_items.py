@@ -12,7 +12,16 @@ import time
 from dataclasses import dataclass
 
 from common.llm import LLMError
-from common.prompt_types import PARSERS, Parsed, ParseError, PromptType, parse_answer_only, parse_question_only
+from common.prompt_types import (
+    PARSERS,
+    Parsed,
+    ParseError,
+    PromptType,
+    check_expectations,
+    declined,
+    parse_answer_only,
+    parse_question_only,
+)
 from common.work_store import DONE, FAILED, WorkStore
 
 
@@ -62,16 +71,20 @@ def ask(backend, ptype: PromptType, window: dict, mode: str) -> Parsed:
             reply = backend.reply(ptype, window)
         except Unsupported as exc:
             raise Skip(exc.reason) from exc
-        return PARSERS[ptype.format](reply)
+        return check_expectations(ptype, PARSERS[ptype.format](reply))
     if mode == "single":
         reply = backend.chat([{"role": "user", "content": ptype.render(ptype.prompt, window)}])
+        if declined(reply):
+            raise Skip("model_declined")
         try:
-            return PARSERS[ptype.format](reply)
+            return check_expectations(ptype, PARSERS[ptype.format](reply))
         except ParseError as exc:
             raise LLMError(f"parse_{exc.reason}", str(exc), raw=reply) from exc
     if not ptype.chain_question:
         raise Skip("no_chain_prompt")
     q_reply = backend.chat([{"role": "user", "content": ptype.render(ptype.chain_question, window)}])
+    if declined(q_reply):
+        raise Skip("model_declined")
     try:
         question = parse_question_only(q_reply)
     except ParseError as exc:

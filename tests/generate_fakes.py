@@ -37,6 +37,8 @@ class EchoBackend:
             os._exit(1)  # the worker process dies mid-task, like a reclaimed spot instance
         if self.delay:
             time.sleep(self.delay)
+        if "DECLINE" in prompt:  # a type the text has no material for
+            return "NONE"
         if "BAD-TYPE" in prompt:  # a prompt type whose replies never parse
             return "I am sorry, I cannot help with that."
         if "QUESTION ONLY" in prompt:

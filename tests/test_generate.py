@@ -17,10 +17,10 @@ CHAIN = ('    chain_question: "QUESTION ONLY\\nARTICLE: {article}\\nTEXT: {text}
          '    chain_answer: "ANSWER THIS: {question}\\nARTICLE: {article}\\nTEXT: {text}"\n')
 
 
-def registry(*names, bad=()):
+def registry(*names, bad=(), decline=()):
     entries = []
     for name in names:
-        tag = "BAD-TYPE " if name in bad else ""
+        tag = "BAD-TYPE " if name in bad else "DECLINE " if name in decline else ""
         entries.append(f"  - name: {name}\n    family: question\n    kind: qa\n    format: qa\n"
                        f"    prompt: {json.dumps(PROMPT.format(tag=tag))}\n{CHAIN}")
     return "types:\n" + "".join(entries)
@@ -173,3 +173,12 @@ def test_the_store_can_live_at_an_fsspec_url(tmp_path):
     assert code == 0 and len(records) == 6
     assert len(WorkStore(url).keys(DONE)) == 6
     assert not (tmp_path / "store").exists()
+
+
+def test_a_model_that_answers_none_is_a_counted_skip_not_a_failure(tmp_path):
+    params = setup(tmp_path, registry("alpha", "nodate", decline={"nodate"}))
+    code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+    metrics = json.loads((tmp_path / "generate.json").read_text())
+    assert metrics["per_type"]["nodate"] == {"skipped:model_declined": 6}
+    assert metrics["failed"] == {}
