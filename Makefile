@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/python -m pytest -q tests
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
 
 lint: setup
 	$(BIN)/ruff check .

@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     store = WorkStore(params.store_url or str(args.store))
-    fingerprint = backend.fingerprint()
+    # The backend's name is part of the key too: two backends may share model and settings.
+    fingerprint = {"backend": backend.name, **backend.fingerprint()}
     items = plan_items(windows, types, params.mode, fingerprint, params.seed)
     done = store.keys(DONE)
     skip = done if (params.retry_failed or args.retry_failed) else done | store.keys(FAILED)
