@@ -15,8 +15,11 @@ def write_params(tmp_path: Path, overrides: dict | None = None) -> Path:
     """Copy the repo's params.yaml into tmp_path with dotted-key overrides applied."""
     params = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
     for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".", 1)
-        params[section][key] = value
+        *parents, key = dotted.split(".")
+        node = params
+        for name in parents:
+            node = node[name]
+        node[key] = value
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path

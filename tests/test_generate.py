@@ -182,3 +182,20 @@ def test_a_model_that_answers_none_is_a_counted_skip_not_a_failure(tmp_path):
     metrics = json.loads((tmp_path / "generate.json").read_text())
     assert metrics["per_type"]["nodate"] == {"skipped:model_declined": 6}
     assert metrics["failed"] == {}
+
+
+def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
+    from tests.openai_server import OpenAIServer, garbage, ok
+
+    with OpenAIServer(think=True) as server:
+        server.script(garbage(), ok(content="Sorry, I cannot do that."))
+        params = setup(tmp_path, registry("alpha"), backend="openai", **{
+            "openai.base_url": server.base_url, "openai.backoff_seconds": 0.01, "openai.timeout_seconds": 5.0})
+        code, records = run(tmp_path, params)
+        assert all(r.body.get("chat_template_kwargs") == {"enable_thinking": False} for r in server.chat_requests)
+    assert code == 0
+    assert len(records) == 5  # the garbage reply was retried; the refusal is a failed item
+    assert all(r["meta"]["generator"] == "openai:Qwen/Qwen3-4B" for r in records)
+    assert all("<think>" not in m["content"] for r in records for m in r["messages"])
+    [failed] = WorkStore(str(tmp_path / "store")).iter_failed()
+    assert failed["reason"] == "parse_missing_question" and failed["raw"] == "Sorry, I cannot do that."
