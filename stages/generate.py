@@ -107,7 +107,7 @@ def plan_items(windows: list[dict], types: list[PromptType], mode: str, fingerpr
 def consolidate(store: WorkStore, windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict):
     """Records of every finished item, windows in file order, types in registry order."""
     done, failed = store.keys(DONE), store.keys(FAILED)
-    records, stats = [], Counter()
+    records, stats, seen = [], Counter(), set()
     per_type: dict[str, Counter] = {t.name: Counter() for t in types}
     for window in windows:
         for ptype in types:
@@ -115,8 +115,15 @@ def consolidate(store: WorkStore, windows: list[dict], types: list[PromptType], 
             if key in done:
                 payload = store.get(DONE, key)
                 if payload["records"]:
-                    records.extend(payload["records"])
-                    per_type[ptype.name]["records"] += len(payload["records"])
+                    for record in payload["records"]:
+                        # overlapping windows (stride < size) can ask the same thing twice
+                        text = tuple(" ".join(m["content"].lower().split()) for m in record["messages"])
+                        if text in seen:
+                            per_type[ptype.name]["duplicate"] += 1
+                            continue
+                        seen.add(text)
+                        records.append(record)
+                        per_type[ptype.name]["records"] += 1
                 else:
                     per_type[ptype.name][f"skipped:{payload['skipped']}"] += 1
             elif key in failed:

@@ -1,0 +1,280 @@
+import contextlib
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from common.prompt_types import PARSERS, Parsed, ParseError, PromptType
+from common.rules_generator import FORMATS, SUPPORTED, RulesBackend, Unsupported
+from common.rules_questions import parse_clause, wh_question
+from stages.download import parse_sample_article
+from stages.window import article_sentences, window_article
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ptype(name: str, fmt: str | None = None) -> PromptType:
+    fmt = fmt or FORMATS.get(name, "qa")
+    return PromptType(name, "test", "contrastive" if fmt == "contrastive" else "qa", fmt, "{text}")
+
+
+def window(article: str, sentences: list[str]) -> dict:
+    return {
+        "id": f"{article}-0",
+        "article": article,
+        "section": "",
+        "sentences": sentences,
+        "text": " ".join(sentences),
+    }
+
+
+STALINGRAD = window("Battle of Stalingrad", [
+    "Gen. Friedrich Paulus commanded the 6th Army.",
+    "The 6th Army reached the Volga in August 1942.",
+    "Lt. Gen. Vasily Chuikov's 62nd Army held the city.",
+    "On 19 November 1942 the Red Army launched Operation Uranus.",
+    "About 300,000 Axis soldiers were trapped in the pocket.",
+    "Paulus surrendered in Stalingrad on 31 January 1943.",
+    "The Soviets lost about 1.1 million men.",
+])  # fmt: skip
+MIDWAY = window("Battle of Midway", [
+    "Adm. Isoroku Yamamoto, commander of the Combined Fleet, proposed seizing Midway.",
+    "American dive bombers sank four Japanese fleet carriers at Midway in June 1942.",
+    "Yorktown finally rolled over and sank on the morning of 7 June 1942.",
+    "Adm. Chester W. Nimitz took command of the Pacific Fleet at Pearl Harbor on 31 December 1941.",
+])  # fmt: skip
+BRITAIN = window("Battle of Britain", [
+    "Air Chief Marshal Hugh Dowding led Fighter Command.",
+    "The Luftwaffe first bombed London on 7 September 1940.",
+    "Reichsmarschall Hermann Göring sent three air fleets and about 1,000 bombers against Britain.",
+    "Hitler postponed Operation Sea Lion on 17 September 1940.",
+    "The Blitz on Coventry ended in May 1941.",
+])  # fmt: skip
+NORMANDY = window("Normandy landings", [
+    "Gen. Dwight D. Eisenhower commanded Operation Overlord.",
+    "On 6 June 1944 roughly 156,000 Allied troops landed in Normandy.",
+    "The 101st Airborne Division dropped behind Utah Beach.",
+    "Field Marshal Erwin Rommel commanded Army Group B.",
+    "Allied troops liberated Paris on 25 August 1944.",
+    "The Eighth Army had fought two years in Egypt.",
+])  # fmt: skip
+T34 = window("T-34", [
+    "The T-34 was a Soviet medium tank with sloped armour.",
+    "German officers were impressed by its armour and its wide tracks.",
+    "The tank was simple to build and easy to repair in the field.",
+])  # fmt: skip
+WINDOWS = [STALINGRAD, MIDWAY, BRITAIN, NORMANDY, T34]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return RulesBackend(WINDOWS, seed=7)
+
+
+def in_text(option: str, text: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(option.lower())}(?!\w)", text.lower()) is not None
+
+
+def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
+    """The answer is true according to the window text (the rules backend's promise)."""
+    fmt, text = FORMATS[name], win["text"]
+    if name.startswith("wrong_"):  # "It was not <wrong> but <right>. <sentence>"
+        original = next(s for s in win["sentences"] if parsed.answer.endswith(" " + s))
+        wrong, right = re.match(r"(?:It|The date) was not (?:the )?(.+) but (?:the )?(.+?)\. ", parsed.answer).groups()
+        assert wrong in parsed.question and right in original and not in_text(wrong, text)
+    elif fmt == "qa":  # a complete sentence of the window
+        assert parsed.answer in win["sentences"]
+    elif fmt == "fill_blank":
+        sentence = parsed.question.removeprefix("Fill in the blank: ")
+        assert not sentence.startswith("____") and sentence.replace("____", parsed.answer) in text
+    elif fmt in ("multiple_choice", "contrastive"):
+        options, correct = parsed.meta["options"], parsed.meta["correct"]
+        assert in_text(options[correct], text)
+        assert not any(in_text(o, text) for i, o in enumerate(options) if i != correct)
+    else:  # true_false
+        statement = parsed.question.removeprefix("True or false: ")
+        assert parsed.meta["label"] is (name == "true_statement")
+        if parsed.meta["label"]:
+            assert statement in win["sentences"]
+            return
+        original = next(s for s in win["sentences"] if parsed.answer.endswith(" " + s))
+        head = parsed.answer[len("False. ") : -len(original)].strip()
+        wrong, right = re.fullmatch(r"(?:It|The date) was not (?:the )?(.+) but (?:the )?(.+)\.", head).groups()
+        assert statement != original and statement.replace(wrong, right, 1) == original
+        assert right in text and not in_text(wrong, text)
+
+
+def replies(backend, name: str) -> list[tuple[dict, str]]:
+    found = []
+    for win in WINDOWS:
+        with contextlib.suppress(Unsupported):
+            found.append((win, backend.reply(ptype(name), win)))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SUPPORTED))
+def test_every_supported_type_parses_and_is_grounded(backend, name):
+    found = replies(backend, name)
+    assert found, f"{name}: no window gave a reply"
+    for win, reply in found:
+        parsed = PARSERS[FORMATS[name]](reply)
+        assert_grounded(name, parsed, win)
+        assert "the text" not in parsed.question.lower() and "passage" not in parsed.question.lower()
+
+
+@pytest.fixture(scope="module")
+def index(backend):
+    return backend.index
+
+
+def question_for(index, sentence: str, target: str):
+    entities = index.entities(sentence)
+    clause = parse_clause(sentence, entities)
+    entity = next(e for e in entities if e.text == target)
+    question = clause and wh_question(clause, entity, index.is_proper)
+    return (question.body, question.answer) if question else None
+
+
+@pytest.mark.parametrize(
+    "sentence, target, body, answer",
+    [
+        ("Gen. Friedrich Paulus commanded the 6th Army.", "Gen. Friedrich Paulus",
+         "Who commanded the 6th Army?", "Gen. Friedrich Paulus."),
+        ("Gen. Friedrich Paulus commanded the 6th Army.", "6th Army",
+         "Which army did Gen. Friedrich Paulus command?", "The 6th Army."),
+        ("Adm. Isoroku Yamamoto, commander of the Combined Fleet, proposed seizing Midway.", "Adm. Isoroku Yamamoto",
+         "Who proposed seizing Midway?", "Adm. Isoroku Yamamoto."),
+        ("Yorktown finally rolled over and sank on the morning of 7 June 1942.", "7 June 1942",
+         "When did Yorktown finally roll over and sink?", "On the morning of 7 June 1942."),
+        ("On 19 November 1942 the Red Army launched Operation Uranus.", "19 November 1942",
+         "When did the Red Army launch Operation Uranus?", "On 19 November 1942."),
+        ("About 300,000 Axis soldiers were trapped in the pocket.", "300,000",
+         "How many Axis soldiers were trapped in the pocket?", "About 300,000 Axis soldiers."),
+        ("American dive bombers sank four Japanese fleet carriers at Midway in June 1942.", "four",
+         "How many Japanese fleet carriers did American dive bombers sink at Midway in June 1942?",
+         "Four Japanese fleet carriers."),
+        ("Paulus surrendered in Stalingrad on 31 January 1943.", "Stalingrad",
+         "Where did Paulus surrender on 31 January 1943?", "In Stalingrad."),
+    ],
+)  # fmt: skip
+def test_wh_questions_are_grammatical_and_answered_by_the_sentence(index, sentence, target, body, answer):
+    assert question_for(index, sentence, target) == (body, answer)
+
+
+@pytest.mark.parametrize(
+    "sentence, target",
+    [
+        ("Lt. Gen. Vasily Chuikov's 62nd Army held the city.", "Lt. Gen. Vasily Chuikov"),  # a possessive
+        ("Germany declared war on Japan on 8 August 1945.", "Japan"),  # "on Japan" is no location
+        (
+            "Two days later, on 25 August 1939, Britain and Poland signed a pact.",
+            "25 August 1939",
+        ),  # "later" than what?
+        ("He crossed the Volga in August 1942.", "August 1942"),  # who is "he"?
+        ("The 6th Army, trapped since November 1942, surrendered.", "November 1942"),  # the date is not the verb's
+        ("Unemployment fell from 14 percent in 1940 to 1 percent in 1944.", "1940"),  # two dates: which one?
+    ],
+)
+def test_no_question_when_the_sentence_cannot_carry_one(index, sentence, target):
+    assert question_for(index, sentence, target) is None
+
+
+def test_false_statement_swaps_one_entity_for_a_distractor(backend):
+    for win, reply in replies(backend, "false_statement"):
+        parsed = PARSERS["true_false"](reply)
+        assert parsed.meta["label"] is False
+        assert parsed.question.removeprefix("True or false: ") not in win["sentences"]
+        assert_grounded("false_statement", parsed, win)
+
+
+@pytest.mark.parametrize("name", ["wrong_person", "wrong_place", "wrong_date"])
+def test_false_premise_questions_are_corrected_by_the_text(backend, name):
+    found = replies(backend, name)
+    assert found
+    for win, reply in found:
+        parsed = PARSERS["qa"](reply)
+        assert parsed.answer.startswith(("It was not ", "The date was not "))
+        assert_grounded(name, parsed, win)
+
+
+def test_contrastive_question_names_both_options_and_the_text_decides(backend):
+    for name in ("contrast_person", "contrast_place", "contrast_date", "contrast_number"):
+        for win, reply in replies(backend, name):
+            parsed = PARSERS["contrastive"](reply)
+            assert all(option in parsed.question for option in parsed.meta["options"])
+            assert in_text(parsed.meta["options"][parsed.meta["correct"]], win["text"])
+            assert parsed.meta["feature"] == name.removeprefix("contrast_")
+
+
+def test_replies_are_deterministic_and_depend_on_the_seed():
+    first, again, other = RulesBackend(WINDOWS, 1), RulesBackend(WINDOWS, 1), RulesBackend(WINDOWS, 2)
+
+    def all_replies(backend):
+        return [r for name in sorted(SUPPORTED) for _, r in replies(backend, name)]
+
+    assert all_replies(first) == all_replies(again)
+    assert all_replies(first) != all_replies(other)
+
+
+@pytest.mark.parametrize("name", ["summary", "why", "how", "academic_rephrase", "definition", "timeline"])
+def test_types_that_need_a_model_are_unsupported(backend, name):
+    assert name not in SUPPORTED
+    with pytest.raises(Unsupported) as error:
+        backend.reply(ptype(name), STALINGRAD)
+    assert error.value.reason == "type_not_supported"
+
+
+def test_window_without_material_raises_with_a_reason(backend):
+    with pytest.raises(Unsupported) as error:
+        backend.reply(ptype("when"), T34)
+    assert error.value.reason == "no_date_in_window"
+    with pytest.raises(Unsupported) as error:
+        backend.reply(ptype("who"), T34)
+    assert error.value.reason == "no_person_in_window"
+
+
+def test_a_registry_format_the_type_cannot_write_is_unsupported(backend):
+    with pytest.raises(Unsupported) as error:
+        backend.reply(ptype("who", "true_false"), STALINGRAD)
+    assert error.value.reason == "format_not_supported"
+
+
+def test_fingerprint_names_backend_version_and_seed(backend):
+    fingerprint = backend.fingerprint()
+    assert fingerprint["backend"] == "rules" and fingerprint["seed"] == 7 and fingerprint["version"] >= 1
+    assert fingerprint == RulesBackend(WINDOWS, seed=7).fingerprint()
+
+
+# --- the shipped sample corpus -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_windows():
+    windows = []
+    for path in sorted((ROOT / "data" / "sample").glob("*.md")):
+        article = parse_sample_article(path.read_text(encoding="utf-8"), str(path))
+        windows.extend(window_article(article["title"], article_sentences(article), 8, 4))
+    return windows
+
+
+def test_sample_corpus_yield_and_grounding(sample_windows):
+    backend = RulesBackend(sample_windows, seed=0)
+    parsed_per_type, failures = Counter(), []
+    for name in sorted(SUPPORTED):
+        for win in sample_windows:
+            try:
+                reply = backend.reply(ptype(name), win)
+            except Unsupported:
+                continue
+            try:
+                parsed = PARSERS[FORMATS[name]](reply)
+                assert_grounded(name, parsed, win)
+            except (ParseError, AssertionError, AttributeError, StopIteration) as exc:
+                failures.append((name, reply, repr(exc)))
+                continue
+            parsed_per_type[name] += 1
+    print("rules yield per type over", len(sample_windows), "windows:", dict(sorted(parsed_per_type.items())))
+    assert not failures, failures[:3]
+    assert sum(parsed_per_type.values()) >= 2000
+    assert set(parsed_per_type) == SUPPORTED
