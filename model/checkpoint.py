@@ -1,0 +1,87 @@
+"""Checkpoints that are written atomically and hold everything an exact resume needs.
+
+A checkpoint is one torch.save'd dict: model and optimizer state, step, epoch, position in
+the epoch's data order, every RNG state, the metric history, and the config/params that
+made it. It is written to a temp file beside the target and moved into place, so a kill -9
+mid-write leaves the previous checkpoints untouched; older ones are pruned only after the
+new one is in place. Loading checks the file before trusting it and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHECKPOINT = re.compile(r"^step-(\d{8})\.pt$")
+REQUIRED_KEYS = ("model", "optimizer", "step", "epoch", "epoch_position", "rng", "history", "config")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints in `folder`, oldest first."""
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if CHECKPOINT.match(p.name))
+
+
+def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
+    """Write atomically, then keep only the newest `keep` checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_path(folder, step)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in list_checkpoints(folder)[:-keep]:
+        old.unlink()
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load and sanity-check a checkpoint; a truncated or foreign file raises CheckpointError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError on torn files
+        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
+        missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+        raise CheckpointError(f"{path}: not a ww2lm training checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def capture_rng() -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(rng: dict) -> None:
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])

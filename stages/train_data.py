@@ -1,0 +1,98 @@
+"""Packed training data for the trainer: memory-mapped arrays, the epoch order and batches.
+
+The pack stage wrote (C, T) arrays per split; training only slices rows. The order of the
+contexts in epoch e is a permutation from `seed + e`, so the data position (epoch, index)
+in a checkpoint is enough to resume on exactly the next batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.packing import PackedBatch
+
+ARRAYS = ("tokens", "targets", "target_mask", "positions", "doc_ids")
+
+
+class DataError(ValueError):
+    """Packed data the trainer cannot use; the message names the file."""
+
+
+def load_packed(folder: Path, split: str) -> dict[str, np.ndarray] | None:
+    """The split's arrays (memory-mapped), or None when the split does not exist."""
+    paths = {name: folder / f"{split}.{name}.npy" for name in ARRAYS}
+    if not paths["tokens"].exists():
+        return None
+    arrays = {}
+    for name, path in paths.items():
+        if not path.exists():
+            raise DataError(f"{path}: missing (rerun the pack stage)")
+        arrays[name] = np.load(path, mmap_mode="r")
+    shape = arrays["tokens"].shape
+    bad = [n for n, a in arrays.items() if a.shape != shape]
+    if len(shape) != 2 or bad:
+        raise DataError(f"{folder}: {split} arrays disagree in shape ({', '.join(bad) or shape})")
+    return arrays
+
+
+def packed_width(folder: Path) -> int:
+    meta = folder / "meta.json"
+    try:
+        return int(json.loads(meta.read_text())["context_length"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{meta}: unreadable pack metadata ({exc})") from exc
+
+
+def batch_cu_seqlens(doc_ids: torch.Tensor) -> torch.Tensor:
+    """flash-attn style int32 boundaries over the flattened (B, T) batch: a record starts at
+    every row start and wherever the doc id changes (the padding tail is one record)."""
+    b, t = doc_ids.shape
+    flat = doc_ids.reshape(-1)
+    starts = torch.ones_like(flat, dtype=torch.bool)
+    starts[1:] = flat[1:] != flat[:-1]
+    starts[::t] = True
+    index = torch.nonzero(starts).flatten()
+    return torch.cat([index, torch.tensor([b * t], device=index.device)]).to(torch.int32)
+
+
+def make_batch(arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> PackedBatch:
+    rows = np.sort(rows)  # memory-mapped reads in file order; the order inside a batch is irrelevant
+    take = {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in ARRAYS}
+    return PackedBatch(
+        idx=take["tokens"].long().to(device),
+        targets=take["targets"].long().to(device),
+        loss_mask=take["target_mask"].bool().to(device),
+        positions=take["positions"].long().to(device),
+        cu_seqlens=batch_cu_seqlens(take["doc_ids"]).to(device),
+    )
+
+
+@dataclass
+class Cursor:
+    """Where the trainer is in the data: epoch and index into that epoch's order."""
+
+    epoch: int
+    position: int
+    _order: tuple[int, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def order(self, n_contexts: int, seed: int) -> np.ndarray:
+        if self._order is None or self._order[0] != self.epoch:
+            self._order = (self.epoch, np.random.default_rng(seed + self.epoch).permutation(n_contexts))
+        return self._order[1]
+
+    def take(self, n_contexts: int, count: int, seed: int) -> np.ndarray:
+        """The next `count` context indices, rolling into the next epoch's order when one ends."""
+        taken = []
+        while len(taken) < count:
+            order = self.order(n_contexts, seed)
+            chunk = order[self.position : self.position + count - len(taken)]
+            taken.extend(chunk.tolist())
+            self.position += len(chunk)
+            if self.position >= n_contexts:
+                self.epoch, self.position = self.epoch + 1, 0
+        return np.asarray(taken, dtype=np.int64)

@@ -1,0 +1,148 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from model.checkpoint import list_checkpoints, load_checkpoint
+from model.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
+from stages import train
+from stages.train import memory_fits
+from stages.train_data import Cursor, batch_cu_seqlens
+from tests.conftest import ROOT
+from tests.train_helpers import build_training_data, train_args
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return build_training_data(tmp_path_factory.mktemp("train-data"))
+
+
+def losses(run):
+    [ckpt] = list_checkpoints(next((run / "checkpoints").iterdir()))[-1:]
+    return [row["loss"] for row in load_checkpoint(ckpt)["history"]["train"]]
+
+
+def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, tmp_path):
+    assert train.main(train_args(data, tmp_path)) == 0
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert metrics["step"] == 8 and metrics["grad_accum"] == 2 and metrics["effective_batch_size"] == 8
+    assert metrics["val_loss"] is not None and metrics["loss"] < 8.0
+    saved = torch.load(tmp_path / "model/model.pt", weights_only=False)
+    assert saved["config"]["n_layer"] == 2 and "lm_head.weight" in saved["model"]
+    [run_dir] = (tmp_path / "checkpoints").iterdir()
+    assert run_dir.name.startswith("tiny-")
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step-00000004.pt", "step-00000008.pt"]
+    assert (tmp_path / "monitor.png").read_bytes()[:4] == b"\x89PNG"
+    live = json.loads((tmp_path / "dvclive/metrics.json").read_text())
+    assert live["step"] == 8 and "loss" in live["train"]
+    rows = (tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 8  # header + one row per step
+
+
+def test_loss_goes_down(data, tmp_path):
+    args = train_args(data, tmp_path)
+    params = data["params"].read_text().replace("max_steps: 8", "max_steps: 30")
+    (tmp_path / "params.yaml").write_text(params)
+    args[args.index("--params") + 1] = str(tmp_path / "params.yaml")
+    assert train.main(args) == 0
+    history = losses(tmp_path)
+    assert sum(history[-5:]) / 5 < sum(history[:5]) / 5 - 0.5
+
+
+def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_path):
+    straight = tmp_path / "straight"
+    assert train.main(train_args(data, straight)) == 0
+    expected = losses(straight)
+
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", *train_args(data, killed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        run_dirs = list((killed / "checkpoints").glob("*")) if (killed / "checkpoints").exists() else []
+        if run_dirs and list_checkpoints(run_dirs[0]):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    [run_dir] = (killed / "checkpoints").iterdir()
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step-00000004.pt"], "the kill must land between checkpoints"
+    assert not (killed / "model").exists()
+
+    assert train.main(train_args(data, killed)) == 0
+    assert losses(killed) == expected  # bit-identical on the CPU
+    rows = (killed / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 8  # the replayed history shows no step twice
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(data, tmp_path, caplog):
+    assert train.main(train_args(data, tmp_path)) == 0
+    [run_dir] = (tmp_path / "checkpoints").iterdir()
+    newest = list_checkpoints(run_dir)[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated, like a disk that filled up
+    assert train.main(train_args(data, tmp_path)) == 2
+    assert "unreadable checkpoint (truncated or corrupt?)" in caplog.text
+    assert "--resume-from" in caplog.text and "step-00000004.pt" in caplog.text
+    previous = list_checkpoints(run_dir)[0]
+    assert load_checkpoint(previous)["step"] == 4
+    assert train.main(train_args(data, tmp_path, "--resume-from", str(previous))) == 0
+
+
+def test_other_params_never_resume_from_a_foreign_checkpoint(data, tmp_path):
+    assert train.main(train_args(data, tmp_path)) == 0
+    params = tmp_path / "other.yaml"
+    params.write_text(data["params"].read_text().replace("lr: 0.003", "lr: 0.001"))
+    args = train_args(data, tmp_path)
+    args[args.index("--params") + 1] = str(params)
+    assert train.main(args) == 0
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+
+
+def test_bad_params_and_data_are_clear_errors(data, tmp_path, caplog):
+    params = tmp_path / "bad.yaml"
+    params.write_text(data["params"].read_text().replace("variant: tiny", "variant: ww2-9000m"))
+    args = train_args(data, tmp_path)
+    args[args.index("--params") + 1] = str(params)
+    assert train.main(args) == 2
+    assert "ww2-9000m" in caplog.text
+    params.write_text(data["params"].read_text().replace("batch_size: 4", "batch_size: auto"))
+    assert train.main(args) == 2
+    assert "needs CUDA" in caplog.text
+    assert train.main(train_args({**data, "packed": tmp_path / "nothing"}, tmp_path)) == 2
+    assert "no packed training contexts" in caplog.text
+
+
+def test_schedules():
+    assert learning_rate(0, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
+    assert learning_rate(9, 100, 10, 1.0, 0.1) == pytest.approx(1.0)
+    assert learning_rate(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
+    assert learning_rate(55, 100, 10, 1.0, 0.1) == pytest.approx(0.55)
+    assert [weight_decay(e, 2, 0.1, 0.05) for e in range(4)] == [0.1, 0.1, 0.05, 0.05]
+    assert accumulation_steps(120, 3) == 40 and accumulation_steps(120, 7) == 18
+
+
+def test_auto_batch_probe_with_an_injected_memory_limit():
+    # 1 GB of weights + 300 MB per context; 16 GB card with 1 GB headroom and 2 GB of optimizer state
+    peak = lambda b: None if b > 64 else 2**30 + b * 300 * 2**20  # noqa: E731
+    fits = memory_fits(peak, 15 * 2**30, 2 * 2**30)
+    batch = find_batch_size(fits, upper=256)
+    assert batch == (15 * 2**30 - 2 * 2**30 - 2**30) // (300 * 2**20) == 40
+    assert accumulation_steps(120, batch) == 3
+    with pytest.raises(MemoryError):
+        find_batch_size(lambda b: False, upper=8)
+
+
+def test_cursor_rolls_over_epochs_and_batches_keep_records_apart():
+    cursor = Cursor(0, 0)
+    first = cursor.take(5, 4, seed=1)
+    second = cursor.take(5, 4, seed=1)
+    assert sorted(first.tolist() + second[:1].tolist()) == [0, 1, 2, 3, 4]
+    assert (cursor.epoch, cursor.position) == (1, 3)
+    doc_ids = torch.tensor([[0, 0, 1, 1, -1], [0, 0, 0, 1, 1]])
+    assert batch_cu_seqlens(doc_ids).tolist() == [0, 2, 4, 5, 8, 10]
