@@ -1,0 +1,106 @@
+"""Structural checks of the filter stage: is a record well formed, and are its texts plain prose?
+
+A record's text fields are every message's content ("messages[1].content") and every string in
+`meta` except label-like keys ("meta.options[0]"). A record fails on the first of:
+  structure:malformed         no messages list of {role, content} strings, or not an object
+  structure:empty             a text field that is empty or only whitespace
+  structure:too_long          a field over `max_chars` (a runaway generation, a repetition loop)
+  structure:think             <think> or </think> left in the text (Qwen3 reasoning)
+  structure:chat_tag          <|im_start|>, <|im_end|>, <|endoftext|>... (a template leak)
+  structure:label             a reply label at a line start: "Answer:", "Question:", "Option A:"
+  structure:markup            markdown (bold, heading, code fence, bullet, link), HTML tags,
+                              wiki brackets or citation marks ("[12]")
+  structure:repeats_question  the answer is the question, or contains all of it
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a record is dropped: which field, which check, and the evidence."""
+
+    field: str | None
+    check: str
+    detail: str
+
+
+THINK = re.compile(r"</?think>", re.IGNORECASE)
+CHAT_TAG = re.compile(r"<\|[a-z_]+\|>")
+LABEL = re.compile(
+    r"^[ \t]*(?:question|answer|statement|explanation|option [a-e]|feature|sentence)[ \t]*:", re.I | re.M
+)
+MARKUP = (
+    ("bold", re.compile(r"\*\*[^*\n]+\*\*")),
+    ("heading", re.compile(r"^#{1,6}[ \t]", re.M)),
+    ("code fence", re.compile(r"```")),
+    ("bullet", re.compile(r"^[ \t]*[-*•][ \t]+\S", re.M)),
+    ("link", re.compile(r"\[[^\]\n]+\]\([^)\s]+\)")),
+    ("html", re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(?:\s[^<>\n]*)?/?>")),
+    ("wiki", re.compile(r"\[\[|\]\]|\{\{|\}\}")),
+    ("citation", re.compile(r"\[\d+\]")),
+)
+NON_WORD = re.compile(r"[^\w]+")
+
+
+def text_fields(record: Any, skip_meta_keys: tuple[str, ...]) -> list[tuple[str, str]] | None:
+    """(path, text) of every text field, in a fixed order; None if the record is malformed."""
+    if not isinstance(record, dict):
+        return None
+    messages = record.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        return None
+    fields = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            return None
+        fields.append((f"messages[{i}].content", message["content"]))
+    meta = record.get("meta")
+    if isinstance(meta, dict):
+        for key in sorted(meta):
+            value = meta[key]
+            if key in skip_meta_keys:
+                continue
+            if isinstance(value, str):
+                fields.append((f"meta.{key}", value))
+            elif isinstance(value, list):
+                fields.extend((f"meta.{key}[{j}]", v) for j, v in enumerate(value) if isinstance(v, str))
+    return fields
+
+
+def _words(text: str) -> str:
+    return " " + NON_WORD.sub(" ", text.lower()).strip() + " "
+
+
+def structure_rejection(record: Any, fields: list[tuple[str, str]] | None, max_chars: int) -> Rejection | None:
+    """The first structural problem of a record, or None."""
+    if fields is None:
+        return Rejection(None, "structure:malformed", "needs an object with a messages list of {role, content} strings")
+    for path, text in fields:
+        if not text.strip():
+            return Rejection(path, "structure:empty", "empty or whitespace only")
+        if len(text) > max_chars:
+            return Rejection(path, "structure:too_long", f"{len(text)} chars > max_chars {max_chars}")
+        for check, pattern in (("think", THINK), ("chat_tag", CHAT_TAG), ("label", LABEL)):
+            match = pattern.search(text)
+            if match:
+                return Rejection(path, f"structure:{check}", f"{match.group().strip()!r} at char {match.start()}")
+        for name, pattern in MARKUP:
+            match = pattern.search(text)
+            if match:
+                return Rejection(path, "structure:markup", f"{name} {match.group()[:40]!r} at char {match.start()}")
+    messages = record["messages"]
+    for i in range(len(messages) - 1):
+        if messages[i].get("role") == "user" and messages[i + 1].get("role") == "assistant":
+            question, answer = _words(messages[i]["content"]), _words(messages[i + 1]["content"])
+            # Equal, or the whole question inside the answer ("Who led X? Zhukov."): a question
+            # of four words or more, so "Yes." never "contains" a question.
+            if question == answer or (len(question.split()) >= 4 and question in answer):
+                return Rejection(
+                    f"messages[{i + 1}].content", "structure:repeats_question", "the answer repeats the question"
+                )
+    return None
