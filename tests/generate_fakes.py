@@ -45,7 +45,9 @@ class EchoBackend:
             return "Question: " + _topic(prompt) + "?"
         if "ANSWER THIS" in prompt:
             return "Answer: It is described in " + _topic(prompt) + "."
-        return f"Question: What is notable about {_topic(prompt)}?\nAnswer: {_window_text(prompt)[:80]}"
+        kind = re.search(r"TYPE: (\S+)", prompt)
+        suffix = f" ({kind.group(1)})" if kind else ""
+        return f"Question: What is notable about {_topic(prompt)}{suffix}?\nAnswer: {_window_text(prompt)[:80]}"
 
 
 def _topic(prompt: str) -> str:

@@ -12,7 +12,7 @@ from stages.generate import plan_items, select_types
 from tests.conftest import ROOT, write_params
 from tests.generate_fakes import EchoBackend
 
-PROMPT = "{tag}ARTICLE: {{article}}\nTEXT: {{text}}\nReply with Question: and Answer: lines."
+PROMPT = "{tag}TYPE: {name}\nARTICLE: {{article}}\nTEXT: {{text}}\nReply with Question: and Answer: lines."
 CHAIN = ('    chain_question: "QUESTION ONLY\\nARTICLE: {article}\\nTEXT: {text}"\n'
          '    chain_answer: "ANSWER THIS: {question}\\nARTICLE: {article}\\nTEXT: {text}"\n')
 
@@ -22,7 +22,7 @@ def registry(*names, bad=(), decline=()):
     for name in names:
         tag = "BAD-TYPE " if name in bad else "DECLINE " if name in decline else ""
         entries.append(f"  - name: {name}\n    family: question\n    kind: qa\n    format: qa\n"
-                       f"    prompt: {json.dumps(PROMPT.format(tag=tag))}\n{CHAIN}")
+                       f"    prompt: {json.dumps(PROMPT.format(tag=tag, name=name))}\n{CHAIN}")
     return "types:\n" + "".join(entries)
 
 
@@ -63,7 +63,7 @@ def test_every_window_times_type_once_and_a_rerun_does_no_work(tmp_path):
     record = records[0]
     assert record["kind"] == "qa" and record["type"] == "alpha" and record["window"] == "w000"
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
-    assert record["messages"][0]["content"] == "What is notable about Battle 0?"
+    assert record["messages"][0]["content"] == "What is notable about Battle 0 (alpha)?"
     assert record["meta"]["generator"] == "fake:echo" and record["meta"]["mode"] == "single"
 
     code, _ = run(tmp_path, params)
