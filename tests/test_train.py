@@ -54,15 +54,21 @@ def test_loss_goes_down(data, tmp_path):
     assert sum(history[-5:]) / 5 < sum(history[:5]) / 5 - 0.5
 
 
+def train_process(args):
+    """A fresh process per run: the same threads and settings each time, whatever earlier
+    tests in this process did to torch's global state."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "stages.train", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_path):
     straight = tmp_path / "straight"
-    assert train.main(train_args(data, straight)) == 0
+    assert train_process(train_args(data, straight)).wait() == 0
     expected = losses(straight)
 
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train", *train_args(data, killed)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = train_process(train_args(data, killed))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         run_dirs = list((killed / "checkpoints").glob("*")) if (killed / "checkpoints").exists() else []
@@ -75,7 +81,7 @@ def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_pat
     assert [p.name for p in list_checkpoints(run_dir)] == ["step-00000004.pt"], "the kill must land between checkpoints"
     assert not (killed / "model").exists()
 
-    assert train.main(train_args(data, killed)) == 0
+    assert train_process(train_args(data, killed)).wait() == 0
     assert losses(killed) == expected  # bit-identical on the CPU
     rows = (killed / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + 8  # the replayed history shows no step twice
