@@ -21,7 +21,7 @@ Outputs: data/model/model.pt (final weights + config), data/checkpoints/<run>/,
 Example:
   python -m stages.train --params params.yaml --packed data/packed --tokenizer data/tokenizer \
       --checkpoints data/checkpoints --out data/model --metrics metrics/train.json \
-      --monitor metrics/train_monitor.png --live dvclive
+      --plot metrics/train_monitor.png --live dvclive
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoints", type=Path, required=True, help="root; each run gets its own folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for the final model.pt")
     parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--monitor", type=Path, required=True, help="live monitor PNG")
+    parser.add_argument("--plot", type=Path, required=True, help="live monitor PNG")
     parser.add_argument("--live", type=Path, default=Path("dvclive"), help="DVCLive folder")
     parser.add_argument("--resume-from", type=Path, help="a specific checkpoint (default: the run's newest)")
     parser.add_argument("--stop-after", type=int, help="exit after this step (the orchestrator trains in slices)")

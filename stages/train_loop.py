@@ -154,7 +154,7 @@ class Trainer:
             if step % p.checkpoint_every == 0 or last:
                 self._save(step, cursor, history)
             if self.dist.main and (step % p.monitor_every == 0 or last):
-                render_monitor(history, self.title, self.args.monitor)
+                render_monitor(history, self.title, self.args.plot)
         bar.close()
         if self.dist.main:
             self._finish(step, history, live)
@@ -211,7 +211,7 @@ class Trainer:
                    "batch_size": self.batch, "grad_accum": self.accum, "world_size": self.dist.world,
                    "effective_batch_size": self.batch * self.accum * self.dist.world}
         write_json(self.args.metrics, metrics)
-        render_monitor(history, self.title, self.args.monitor)
+        render_monitor(history, self.title, self.args.plot)
         if live is not None:
             live.end()
         log.info("done step=%d loss=%s val_loss=%s", step, metrics["loss"], metrics["val_loss"])

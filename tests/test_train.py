@@ -152,3 +152,19 @@ def test_cursor_rolls_over_epochs_and_batches_keep_records_apart():
     assert (cursor.epoch, cursor.position) == (1, 3)
     doc_ids = torch.tensor([[0, 0, 1, 1, -1], [0, 0, 0, 1, 1]])
     assert batch_cu_seqlens(doc_ids).tolist() == [0, 2, 4, 5, 8, 10]
+
+
+def test_torchrun_ddp_on_two_cpu_processes_matches_one_process(data, tmp_path):
+    """The same script under torchrun (gloo on the CPU, rendezvous on 127.0.0.1): two ranks
+    of batch 4 make the same optimizer steps as one process of batch 4 × 2 accumulation."""
+    single = tmp_path / "single"
+    assert train_process(train_args(data, single)).wait() == 0
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    result = subprocess.run([*torchrun, "-m", "stages.train", *train_args(data, ddp)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((ddp / "train.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["grad_accum"] == 1 and metrics["effective_batch_size"] == 8
+    assert losses(ddp) == pytest.approx(losses(single), rel=1e-4)

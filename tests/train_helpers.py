@@ -34,4 +34,4 @@ def build_training_data(root: Path, **overrides) -> dict[str, Path]:
 def train_args(paths: dict[str, Path], run: Path, *extra: str) -> list[str]:
     return ["--params", str(paths["params"]), "--packed", str(paths["packed"]), "--tokenizer", str(paths["tokenizer"]),
             "--checkpoints", str(run / "checkpoints"), "--out", str(run / "model"), "--metrics", str(run / "train.json"),
-            "--monitor", str(run / "monitor.png"), "--live", str(run / "dvclive"), *extra]
+            "--plot", str(run / "monitor.png"), "--live", str(run / "dvclive"), *extra]
