@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench lint clean-venv
+.PHONY: setup repro test bench lint chat clean-venv
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ test: setup
 
 bench: setup
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
+
+chat: setup
+	$(BIN)/python -m stages.chat --model data/model/model.pt --tokenizer data/tokenizer
 
 lint: setup
 	$(BIN)/ruff check .

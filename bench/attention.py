@@ -8,8 +8,11 @@ model.packing.pack_rows lays it out. fp32, whatever threads torch uses (2 on the
   records  our CPU default: one causal SDPA call per record, cost ~ sum of l_i^2
   dense    one SDPA call with the (T, T) block-diagonal causal mask, cost ~ T^2
 
-Times are medians over --repeats runs after one warm-up; ratio = dense / records (goal >= 5).
-The first line checks that records and dense agree.
+Times are medians over --repeats runs after one warm-up each, the two backends taking turns
+run by run so that a busy machine slows both alike; ratio = dense / records (goal >= 5).
+The first line checks that records and dense agree and shows the load average: many small
+calls suffer more than one big call when other processes compete for the two cores (at a
+load of ~3 the ratio fell to 2-4), so compare numbers taken on an idle machine.
 
 Example:
   python -m bench.attention
@@ -21,6 +24,7 @@ Output:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -49,14 +53,17 @@ def record_lengths(context: int, seed: int, median: float = 160.0, sigma: float 
     return lengths
 
 
-def median_ms(run: Callable[[], None], repeats: int) -> float:
-    run()  # warm-up: first-call allocations and kernel selection
-    times = []
+def median_ms(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median milliseconds of each run, taking turns."""
+    for run in runs.values():
+        run()  # warm-up: first-call allocations and kernel selection
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--head-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1939)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the dense kernels (records: 5x)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per backend")
     args = parser.parse_args(argv)
 
     lengths = record_lengths(args.context, args.seed)
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         diff = (kernels["records"](q, k, v) - kernels["dense"](q, k, v)).abs().max().item()
     print(
         f"records={len(lengths)} context={args.context} heads={args.heads} head_size={args.head_size} "
-        f"lengths={lengths} max_abs_diff={diff:.1e}"
+        f"lengths={lengths} max_abs_diff={diff:.1e} load_average={os.getloadavg()[0]:.2f}"
     )
 
     def forward(kernel):
@@ -99,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = []
     for label, make in (("forward", forward), ("forward+backward", forward_backward)):
-        ms = {
-            name: median_ms(make(kernel), args.repeats * (5 if name == "records" else 1))
-            for name, kernel in kernels.items()
-        }
+        ms = median_ms({name: make(kernel) for name, kernel in kernels.items()}, args.repeats)
         ratio = ms["dense"] / ms["records"]
         ratios.append(ratio)
         print(f"{label}: records_ms={ms['records']:.1f} dense_ms={ms['dense']:.1f} ratio={ratio:.1f}")

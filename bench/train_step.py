@@ -29,6 +29,7 @@ Output:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     first = {name: step() for name, step in steps.items()}  # warm-up; same weights, same loss
     print(
         f"layers={args.layers} width={args.width} context={args.context} vocab={args.vocab} batch={args.batch} "
-        f"params={ours.num_params()} loss_ours={first['ours']:.5f} loss_hf={first['hf']:.5f}"
+        f"params={ours.num_params()} loss_ours={first['ours']:.5f} loss_hf={first['hf']:.5f} "
+        f"load_average={os.getloadavg()[0]:.2f}"
     )
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.repeats):

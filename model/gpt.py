@@ -25,6 +25,7 @@ from torch import Tensor
 
 from model.attention import RecordPlan, attend, choose_backend, plan_records
 from model.config import GPTConfig
+from model.kv_cache import KVCache, cached_attention
 from model.packing import cu_seqlens_from_positions, positions_from_cu_seqlens
 
 IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
@@ -45,6 +46,14 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).view(b * t, 3, self.n_head, c // self.n_head).unbind(1)  # (N, nh, hs) each
         y = attend(q, k, v, plan)  # (N, nh, hs)
         return self.c_proj(y.reshape(b, t, c))
+
+    def decode(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
+        """Attention for the next T tokens of each row, given the earlier ones in `cache` (inference)."""
+        b, t, c = x.shape  # (B, T, C): one sequence per row, continuing at cache.length
+        q, k, v = self.c_attn(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)
+        k, v = cache.append(layer, k, v)  # (B, nh, S, hs): cached positions, then these T
+        y = cached_attention(q, k, v)  # (B, nh, T, hs)
+        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
 
 
 class MLP(nn.Module):
@@ -72,6 +81,10 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, plan: RecordPlan) -> Tensor:
         x = x + self.attn(self.ln_1(x), plan)
+        return x + self.mlp(self.ln_2(x))
+
+    def decode(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
+        x = x + self.attn.decode(self.ln_1(x), cache, layer)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -155,6 +168,32 @@ class GPT(nn.Module):
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
         loss = None if targets is None else masked_cross_entropy(logits, targets, loss_mask)
         return logits, loss
+
+    def new_cache(self, batch_size: int = 1, max_length: int | None = None) -> KVCache:
+        """An empty KV cache for `forward_decode`, on this model's device and dtype (model/kv_cache.py)."""
+        weight = self.lm_head.weight
+        return KVCache(self.config, batch_size, max_length, device=weight.device, dtype=weight.dtype)
+
+    def forward_decode(self, idx: Tensor, cache: KVCache, last_only: bool = False) -> Tensor:
+        """Logits (B, T, vocab) for the tokens idx (B, T) that continue the rows in `cache`.
+
+        Inference only, a separate path from `forward`, so training is untouched: each row is
+        one sequence at positions cache.length .. cache.length+T-1; the first call (the prompt,
+        "prefill") fills the cache, later calls usually pass one token. `last_only` returns
+        (B, 1, vocab), skipping the head on the prompt positions that sampling does not need.
+        """
+        b, t = idx.shape
+        start = cache.length
+        if start + t > self.config.context_length:
+            raise ValueError(f"{start} cached + {t} new tokens exceed context_length={self.config.context_length}")
+        positions = torch.arange(start, start + t, device=idx.device)  # (T,), the same for every row
+        x = self.transformer.wte(idx) + self.transformer.wpe(positions)  # (B, T, C)
+        for layer, block in enumerate(self.transformer.h):
+            x = block.decode(x, cache, layer)
+        cache.advance(t)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
+        return self.lm_head(self.transformer.ln_f(x))
 
     def _backend(self, device: torch.device) -> str:
         # q/k/v come out of a Linear, so under autocast they have the autocast dtype

@@ -5,6 +5,9 @@ weights if one wants to. Two things differ in storage, as nanoGPT's `from_pretra
 GPT-2's projections are `Conv1D` modules whose weight is (in, out), the transpose of
 nn.Linear's (out, in); and GPT-2 ties lm_head to wte while our head is untied, so the head
 gets its own copy of the embedding matrix.
+
+`to_hf_gpt2` goes the other way, into an untied GPT2LMHeadModel (bench/decode.py times
+transformers' `generate` on our weights with it).
 """
 
 from __future__ import annotations
@@ -45,14 +48,52 @@ def from_hf_gpt2(hf_model, attention_backend: str = "auto") -> GPT:
     """A GPT computing the same function as `hf_model` (a transformers GPT2LMHeadModel)."""
     model = GPT(config_from_hf_gpt2(hf_model.config), attention_backend=attention_backend)
     ours = model.state_dict()
-    # buffers such as the old causal-mask "attn.bias"/"attn.masked_bias" are not weights
-    theirs = {k: v for k, v in hf_model.state_dict().items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
-    theirs.setdefault("lm_head.weight", theirs["transformer.wte.weight"])  # tied: absent when deduplicated
+    theirs = state_dict_from_hf_gpt2(hf_model.state_dict())
     if missing := sorted(set(ours) ^ set(theirs)):
         raise ValueError(f"state dicts do not line up; keys in only one of them: {missing[:8]}")
     for name, value in theirs.items():
-        value = value.t() if name.endswith(CONV1D_WEIGHTS) else value
         if value.shape != ours[name].shape:
             raise ValueError(f"{name}: shape {tuple(value.shape)} does not fit {tuple(ours[name].shape)}")
         ours[name].copy_(value)
     return model
+
+
+def state_dict_from_hf_gpt2(theirs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A GPT2LMHeadModel state dict (or its safetensors file) renamed to ours: the names already
+    match (nanoGPT layout); Conv1D weights are transposed and a tied (absent) head is copied."""
+    # buffers such as the old causal-mask "attn.bias"/"attn.masked_bias" are not weights
+    theirs = {k: v for k, v in theirs.items() if not k.endswith((".attn.bias", ".attn.masked_bias"))}
+    theirs.setdefault("lm_head.weight", theirs["transformer.wte.weight"])  # tied: absent when deduplicated
+    return {name: value.t() if name.endswith(CONV1D_WEIGHTS) else value for name, value in theirs.items()}
+
+
+@torch.no_grad()
+def to_hf_gpt2(model: GPT):
+    """A transformers GPT2LMHeadModel (untied head, zero dropout, eval mode) computing what `model` does."""
+    from transformers import GPT2Config, GPT2LMHeadModel  # slow import, needed only here
+
+    config = model.config
+    if not config.bias:
+        raise ValueError("GPT-2 has biases everywhere; a GPT built with bias=False cannot map onto it")
+    hf_config = GPT2Config(
+        vocab_size=config.vocab_size,
+        n_positions=config.context_length,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        activation_function="gelu_new",
+        layer_norm_epsilon=config.layer_norm_eps,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    hf_model = GPT2LMHeadModel(hf_config).eval()
+    theirs, ours = hf_model.state_dict(), model.state_dict()
+    if missing := sorted(set(ours) ^ set(theirs)):
+        raise ValueError(f"state dicts do not line up; keys in only one of them: {missing[:8]}")
+    for name, value in ours.items():
+        theirs[name].copy_(value.t() if name.endswith(CONV1D_WEIGHTS) else value)
+    return hf_model.to(model.lm_head.weight.device)

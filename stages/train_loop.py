@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ class Trainer:
             "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step,
             "epoch": cursor.epoch, "epoch_position": cursor.position, "rng": capture_rng(), "history": history,
             "config": self.config.to_dict(), "variant": self.params.variant, "params": dataclasses.asdict(self.params),
+            "total_steps": self.total_steps, "title": self.title,
         }
         path = save_checkpoint(self.run_dir, step, state, self.params.keep_checkpoints)
         log.info("checkpoint step=%d path=%s", step, path)
@@ -112,6 +114,9 @@ class Trainer:
     def run(self) -> int:
         p = self.params
         step, cursor, history = self._restore()
+        judged = self.run_dir / "judge.json"  # written by stages/orchestrate.py between slices
+        if judged.exists():
+            history["judge"] = json.loads(judged.read_text())
         live = self._live(history)
         stop = min(self.total_steps, self.args.stop_after or self.total_steps)
         log.info("variant=%s params=%d steps=%d..%d batch=%dx%d device=%s", p.variant, self.raw_model.num_params(),
