@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench lint chat clean-venv
+.PHONY: setup repro test bench lint chat orchestrate clean-venv
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ bench: setup
 
 chat: setup
 	$(BIN)/python -m stages.chat --model data/model/model.pt --tokenizer data/tokenizer
+
+# Train in slices, judging each checkpoint in its own process (see stages/orchestrate.py).
+orchestrate: setup
+	$(BIN)/python -m stages.orchestrate --params params.yaml
 
 lint: setup
 	$(BIN)/ruff check .
