@@ -81,8 +81,9 @@ class TrainParams:
 
     def run_id(self) -> str:
         """Checkpoint folder name: the variant plus a hash of everything that changes the
-        math (not how often we save, log or draw)."""
-        cosmetic = {"checkpoint_every", "keep_checkpoints", "log_every", "monitor_every", "max_steps", "epochs"}
+        math (not how often we save, log or draw). Epochs and max_steps count too: they set
+        the cosine schedule's length, so a longer run is a new run, not a resumed one."""
+        cosmetic = {"checkpoint_every", "keep_checkpoints", "log_every", "monitor_every"}
         spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in cosmetic}
         return f"{self.variant}-{hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]}"
 

@@ -168,3 +168,16 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_process(data, tmp_path):
     metrics = json.loads((ddp / "train.json").read_text())
     assert metrics["world_size"] == 2 and metrics["grad_accum"] == 1 and metrics["effective_batch_size"] == 8
     assert losses(ddp) == pytest.approx(losses(single), rel=1e-4)
+
+
+def test_a_longer_schedule_is_a_new_run_not_a_resume(data, tmp_path):
+    assert train.main(train_args(data, tmp_path)) == 0
+    params = tmp_path / "longer.yaml"
+    params.write_text(data["params"].read_text().replace("max_steps: 8", "max_steps: 12"))
+    args = train_args(data, tmp_path)
+    args[args.index("--params") + 1] = str(params)
+    assert train.main(args) == 0
+    runs = sorted((tmp_path / "checkpoints").iterdir())
+    assert len(runs) == 2
+    lrs = [row["lr"] for row in load_checkpoint(list_checkpoints(runs[0])[-1])["history"]["train"]]
+    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:], strict=False)), "no restart of the schedule"
