@@ -28,7 +28,7 @@ reason of every rejection:
    Władysław Sikorski?" is Polish 0.99, "Yes." is Tsonga. So lingua scores each sentence twice,
    as written and as its plain words only ("ordered the to hold"), and the sentence fails
    when either view prefers another language over English by `min_margin` while the plain
-   view does not prefer English. A plain view of fewer than `masked_min_words` words is too
+   view does not prefer English (a tie within 0.01 counts as English). A plain view of fewer than `masked_min_words` words is too
    short to reject on its own ("squadron hit" is Italian) and may only veto.
 Short answers (a name, a year, "Yes.", "True", "Operation Barbarossa") pass: they have no
 foreign words, and their plain view is empty or English. A quoted phrase inside a sentence of
@@ -254,8 +254,8 @@ class DefaultJudge:
         """Reject when lingua prefers another language by `min_margin`, on the sentence as
         written or on its words without the names, and the view without names does not
         prefer English (names alone make lingua call "Who was Władysław Sikorski?" Polish)."""
-        if masked[0].language == Language.ENGLISH:
-            return None
+        if masked[0].language == Language.ENGLISH or _margin(masked) < TIE:
+            return None  # the words without names are English, or tie with it ("but")
         margins = [(_margin(view), view[0].language) for view in (full, masked)]
         # One or two words without names are too little for lingua to judge on their own
         # ("squadron hit" is Italian +0.18); they may only veto a rejection (above).
@@ -270,6 +270,9 @@ class DefaultJudge:
             f"lingua: as written {full_top.name.title()} +{full_margin:.2f} over English, "
             f"without names {masked_top.name.title()} +{masked_margin:.2f} on {' '.join(evidence.masked)!r}",
         )
+
+
+TIE = 0.01  # lingua scores this close to English's are a tie, not a preference
 
 
 def _margin(values: list) -> float:

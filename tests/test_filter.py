@@ -335,3 +335,11 @@ def test_an_empty_input_and_an_all_rejected_input_are_errors(tmp_path, caplog):
     code, out, rejects, _ = run(tmp_path, [line(BAD[0])])
     assert code == 2 and "every record was rejected" in caplog.text
     assert (rejects / "language__German.jsonl").exists()  # written anyway, for review
+
+
+def test_an_english_correction_full_of_names_is_kept(default):
+    """Seen in the pipeline: the words left without the names ("but") tie English with
+    Indonesian, and the names alone make lingua say German; a tie must not reject."""
+    text = ("It was not Lt. Cmdr. John C. Waldron but Field Marshal Erich von Manstein. In the summer of 1942 "
+            "Field Marshal Erich von Manstein was sent north to plan a final assault.")
+    assert check_of(default, text) is None
