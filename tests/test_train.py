@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from model.checkpoint import list_checkpoints, load_checkpoint
 from model.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
@@ -20,6 +21,14 @@ from tests.train_helpers import build_training_data, train_args
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return build_training_data(tmp_path_factory.mktemp("train-data"))
+
+
+def with_params(data, path, **train_overrides):
+    """A copy of the fixture's params file with some train.* keys changed."""
+    params = yaml.safe_load(data["params"].read_text())
+    params["train"].update(train_overrides)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
 
 
 def losses(run):
@@ -46,8 +55,7 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
 
 def test_loss_goes_down(data, tmp_path):
     args = train_args(data, tmp_path)
-    params = data["params"].read_text().replace("max_steps: 8", "max_steps: 30")
-    (tmp_path / "params.yaml").write_text(params)
+    with_params(data, tmp_path / "params.yaml", max_steps=30)
     args[args.index("--params") + 1] = str(tmp_path / "params.yaml")
     assert train.main(args) == 0
     history = losses(tmp_path)
@@ -103,7 +111,7 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(dat
 def test_other_params_never_resume_from_a_foreign_checkpoint(data, tmp_path):
     assert train.main(train_args(data, tmp_path)) == 0
     params = tmp_path / "other.yaml"
-    params.write_text(data["params"].read_text().replace("lr: 0.003", "lr: 0.001"))
+    with_params(data, params, lr=0.0005)
     args = train_args(data, tmp_path)
     args[args.index("--params") + 1] = str(params)
     assert train.main(args) == 0
@@ -112,12 +120,12 @@ def test_other_params_never_resume_from_a_foreign_checkpoint(data, tmp_path):
 
 def test_bad_params_and_data_are_clear_errors(data, tmp_path, caplog):
     params = tmp_path / "bad.yaml"
-    params.write_text(data["params"].read_text().replace("variant: tiny", "variant: ww2-9000m"))
+    with_params(data, params, variant="ww2-9000m")
     args = train_args(data, tmp_path)
     args[args.index("--params") + 1] = str(params)
     assert train.main(args) == 2
     assert "ww2-9000m" in caplog.text
-    params.write_text(data["params"].read_text().replace("batch_size: 4", "batch_size: auto"))
+    with_params(data, params, batch_size="auto")
     assert train.main(args) == 2
     assert "needs CUDA" in caplog.text
     assert train.main(train_args({**data, "packed": tmp_path / "nothing"}, tmp_path)) == 2
@@ -173,7 +181,7 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_process(data, tmp_path):
 def test_a_longer_schedule_is_a_new_run_not_a_resume(data, tmp_path):
     assert train.main(train_args(data, tmp_path)) == 0
     params = tmp_path / "longer.yaml"
-    params.write_text(data["params"].read_text().replace("max_steps: 8", "max_steps: 12"))
+    with_params(data, params, max_steps=12)
     args = train_args(data, tmp_path)
     args[args.index("--params") + 1] = str(params)
     assert train.main(args) == 0
