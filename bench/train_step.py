@@ -22,8 +22,8 @@ Ratios are ours / theirs: below 1.0 means ours is faster or smaller (goal <= 1.0
 Example:
   python -m bench.train_step
 Output:
-  step_ms: ours=... hf=... ratio=0.93
-  peak_step_mib: ours=... hf=... ratio=0.85
+  step_ms: ours=346.9 hf=390.4 ratio=0.89
+  peak_step_mib: ours=319.8 hf=431.8 ratio=0.74
 """
 
 from __future__ import annotations
