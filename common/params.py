@@ -66,9 +66,7 @@ def section_from_mapping(raw: Any, cls: type[T], where: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ParamsError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; expected keys: {', '.join(fields)}"
-        )
+        raise ParamsError(f"{where}: unknown key(s) {', '.join(unknown)}; expected keys: {', '.join(fields)}")
     missing = [name for name, f in fields.items() if name not in raw and _required(f)]
     if missing:
         raise ParamsError(f"{where}: missing key(s) {', '.join(missing)}")
@@ -79,9 +77,7 @@ def section_from_mapping(raw: Any, cls: type[T], where: str) -> T:
             values[name] = section_from_mapping(value, hints[name], f"{where}.{name}")
             continue
         if not _type_ok(value, hints[name]):
-            raise ParamsError(
-                f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}"
-            )
+            raise ParamsError(f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}")
         values[name] = tuple(value) if isinstance(value, list) else value
     return cls(**values)
 

@@ -55,8 +55,10 @@ class PromptType:
 
     def render(self, template: str, window: dict, question: str = "") -> str:
         return template.format(
-            article=window["article"], section=window.get("section") or window["article"],
-            text=window["text"], question=question,
+            article=window["article"],
+            section=window.get("section") or window["article"],
+            text=window["text"],
+            question=question,
         )
 
 
@@ -145,7 +147,8 @@ def parse_multiple_choice(reply: str) -> Parsed:
     correct = letters.index(match.group(1))
     lines = "\n".join(f"{letter}) {text}" for letter, text in options)
     return Parsed(
-        f"{question}\n{lines}", f"{letters[correct]}) {options[correct][1]}",
+        f"{question}\n{lines}",
+        f"{letters[correct]}) {options[correct][1]}",
         {"options": [text for _, text in options], "correct": correct},
     )
 
@@ -155,10 +158,17 @@ def _norm(text: str) -> str:
 
 
 def parse_contrastive(reply: str) -> Parsed:
-    fields = _fields(reply, {
-        "question": "question", "option_a": "option a", "option_b": "option b",
-        "answer": "answer", "explanation": "explanation", "feature": "feature",
-    })
+    fields = _fields(
+        reply,
+        {
+            "question": "question",
+            "option_a": "option a",
+            "option_b": "option b",
+            "answer": "answer",
+            "explanation": "explanation",
+            "feature": "feature",
+        },
+    )
     _require(fields, "question", "option_a", "option_b", "answer")
     options = [fields["option_a"].rstrip("."), fields["option_b"].rstrip(".")]
     if _norm(options[0]) == _norm(options[1]):

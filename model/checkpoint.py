@@ -63,7 +63,9 @@ def load_checkpoint(path: Path) -> dict:
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError on torn files
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
         raise CheckpointError(f"{path}: not a ww2lm training checkpoint (missing {', '.join(missing)})")

@@ -119,7 +119,9 @@ class MediaWikiClient:
                 wait = self._backoff(attempt, retry_after)
                 log.warning("retry=%d problem=%r wait_s=%.2f", attempt + 1, last_problem, wait)
                 self.sleep(wait)
-        raise DownloadError(f"{self.params.api_url}: gave up after {self.params.max_retries + 1} attempts ({last_problem})")
+        raise DownloadError(
+            f"{self.params.api_url}: gave up after {self.params.max_retries + 1} attempts ({last_problem})"
+        )
 
 
 def query_batch(client: MediaWikiClient, titles: list[str]) -> dict:

@@ -24,7 +24,18 @@ from stages.download import DownloadError, split_wiki_sections
 log = logging.getLogger("download.dump")
 
 # Tags whose content is never prose: footnotes, tables, galleries, formulas.
-DROP_TAGS = {"ref", "references", "table", "gallery", "math", "chem", "score", "timeline", "imagemap", "syntaxhighlight"}
+DROP_TAGS = {
+    "ref",
+    "references",
+    "table",
+    "gallery",
+    "math",
+    "chem",
+    "score",
+    "timeline",
+    "imagemap",
+    "syntaxhighlight",
+}
 DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
 
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.io import read_jsonl, write_json, write_jsonl
-from common.judge import LLMJudge, make_judge
+from common.judge_llm import LLMJudge, make_judge
 from common.llm_openai import OpenAIParams
 from common.llm_transformers import TransformersParams
 from common.params import ParamsError, load_section

@@ -171,7 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     pending = [item for item in items if item.key not in skip]
     if args.limit is not None:
         pending = pending[: args.limit]
-    log.info("items=%d done=%d to_run=%d backend=%s executor=%s", len(items), len(done), len(pending), backend.name, params.executor)
+    log.info(
+        "items=%d done=%d to_run=%d backend=%s executor=%s",
+        len(items),
+        len(done),
+        len(pending),
+        backend.name,
+        params.executor,
+    )
     try:
         if pending:
             from stages.generate_exec import run_dask, run_local
@@ -187,15 +194,18 @@ def main(argv: list[str] | None = None) -> int:
             close()
     records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint)
     write_jsonl(args.out, records)
-    write_json(args.metrics, {
-        "items": len(items),
-        "records": len(records),
-        "pending": stats["pending"],
-        "failed": {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("failed:")},
-        "per_type": {name: dict(sorted(c.items())) for name, c in per_type.items()},
-        "generator": backend.name,
-        "mode": params.mode,
-    })
+    write_json(
+        args.metrics,
+        {
+            "items": len(items),
+            "records": len(records),
+            "pending": stats["pending"],
+            "failed": {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("failed:")},
+            "per_type": {name: dict(sorted(c.items())) for name, c in per_type.items()},
+            "generator": backend.name,
+            "mode": params.mode,
+        },
+    )
     log.info("records=%d pending=%d out=%s", len(records), stats["pending"], args.out)
     return 0
 

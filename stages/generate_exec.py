@@ -71,8 +71,11 @@ _worker_lock = threading.Lock()
 
 def _backend_on_worker(params, windows):
     """One backend per worker process (a model loads once, a client keeps its pool)."""
-    spec = json.dumps({"backend": params.backend, "openai": params.openai, "transformers": params.transformers,
-                       "seed": params.seed}, default=repr, sort_keys=True)
+    spec = json.dumps(
+        {"backend": params.backend, "openai": params.openai, "transformers": params.transformers, "seed": params.seed},
+        default=repr,
+        sort_keys=True,
+    )
     with _worker_lock:
         if spec not in _worker_backends:
             _worker_backends[spec] = build_backend(params, windows)
@@ -96,8 +99,18 @@ def run_dask(pending: list[WorkItem], windows, types, params, store) -> Counter:
         [windows_ref] = client.scatter([windows], broadcast=True)
 
         def submit(item: WorkItem):
-            return client.submit(dask_task, item, windows[item.window], types[item.ptype], params, store, windows_ref,
-                                 key=f"generate-{item.key}", pure=False, retries=params.task_retries)
+            return client.submit(
+                dask_task,
+                item,
+                windows[item.window],
+                types[item.ptype],
+                params,
+                store,
+                windows_ref,
+                key=f"generate-{item.key}",
+                pure=False,
+                retries=params.task_retries,
+            )
 
         queue = iter(pending)
         first = [submit(item) for _, item in zip(range(max(1, params.concurrency)), queue, strict=False)]

@@ -122,10 +122,16 @@ def run_item(item: WorkItem, window: dict, ptype: PromptType, backend, mode: str
         store.put(DONE, item.key, base | {"records": [], "skipped": exc.reason})
         return f"skipped:{exc.reason}"
     except ParseError as exc:  # rules output that its own parser rejects: a bug, keep it visible
-        store.put(FAILED, item.key, base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()})
+        store.put(
+            FAILED,
+            item.key,
+            base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()},
+        )
         return f"failed:parse_{exc.reason}"
     except LLMError as exc:
-        store.put(FAILED, item.key, base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()})
+        store.put(
+            FAILED, item.key, base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()}
+        )
         return f"failed:{exc.reason}"
     record = make_record(item.key, ptype, window, parsed, backend.name, mode)
     store.put(DONE, item.key, base | {"records": [record], "skipped": None})

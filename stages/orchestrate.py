@@ -94,9 +94,27 @@ def orchestrate(params: OrchestrateParams, train_params: TrainParams, args) -> i
     run_dir = args.checkpoints / train_params.run_id()
     judged_path = run_dir / "judge.json"
     python = sys.executable
-    train_cmd = [python, "-m", "stages.train", "--params", args.params, "--packed", args.packed,
-                 "--tokenizer", args.tokenizer, "--checkpoints", str(args.checkpoints), "--out", args.out,
-                 "--metrics", args.metrics, "--plot", str(args.plot), "--live", args.live]
+    train_cmd = [
+        python,
+        "-m",
+        "stages.train",
+        "--params",
+        args.params,
+        "--packed",
+        args.packed,
+        "--tokenizer",
+        args.tokenizer,
+        "--checkpoints",
+        str(args.checkpoints),
+        "--out",
+        args.out,
+        "--metrics",
+        args.metrics,
+        "--plot",
+        str(args.plot),
+        "--live",
+        args.live,
+    ]
     while True:
         checkpoints = list_checkpoints(run_dir)
         judged = read_judged(judged_path)
@@ -108,7 +126,9 @@ def orchestrate(params: OrchestrateParams, train_params: TrainParams, args) -> i
                 continue
             state = load_checkpoint(newest)
             if step >= state["total_steps"]:
-                render_monitor(state["history"] | {"judge": read_judged(judged_path)}, state.get("title", ""), args.plot)
+                render_monitor(
+                    state["history"] | {"judge": read_judged(judged_path)}, state.get("title", ""), args.plot
+                )
                 log.info("done step=%d judged=%d", step, len(read_judged(judged_path)))
                 return 0
         else:
@@ -120,9 +140,31 @@ def evaluate(args, checkpoint: Path, step: int, run_dir: Path) -> None:
     folder = run_dir / "eval"
     folder.mkdir(parents=True, exist_ok=True)
     metrics = folder / f"step-{step:08d}.json"
-    run([sys.executable, "-m", "stages.evaluate", "--params", args.params, "--model", str(checkpoint),
-         "--tokenizer", args.tokenizer, "--tokens", args.tokens, "--records", args.records, "--windows", args.windows,
-         "--packed", args.packed, "--metrics", str(metrics), "--samples", str(folder / f"step-{step:08d}.samples.jsonl")])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "stages.evaluate",
+            "--params",
+            args.params,
+            "--model",
+            str(checkpoint),
+            "--tokenizer",
+            args.tokenizer,
+            "--tokens",
+            args.tokens,
+            "--records",
+            args.records,
+            "--windows",
+            args.windows,
+            "--packed",
+            args.packed,
+            "--metrics",
+            str(metrics),
+            "--samples",
+            str(folder / f"step-{step:08d}.samples.jsonl"),
+        ]
+    )
     judged = [e for e in read_judged(run_dir / "judge.json") if e["step"] != step]
     judged.append(judge_entry(step, json.loads(metrics.read_text())))
     write_json(run_dir / "judge.json", sorted(judged, key=lambda e: e["step"]))

@@ -50,29 +50,36 @@ class Trainer:
         self.width = packed_width(args.packed)
         self.config = load_variant(params.variant, vocab_size=load_tokenizer_size(args.tokenizer))
         if self.width > self.config.context_length:
-            raise ValueError(f"pack.context_length={self.width} exceeds the {params.variant} variant's "
-                             f"context_length={self.config.context_length}")
+            raise ValueError(
+                f"pack.context_length={self.width} exceeds the {params.variant} variant's "
+                f"context_length={self.config.context_length}"
+            )
         self.raw_model = GPT(self.config, attention_backend=params.attention).to(self.device)
         self.batch = self._physical_batch()
         self.accum = accumulation_steps(params.effective_batch_size, self.batch * self.dist.world)
         n_contexts = len(self.train_data["tokens"])
         per_step = self.batch * self.accum * self.dist.world
         self.total_steps = params.max_steps or max(1, int(np.ceil(params.epochs * n_contexts / per_step)))
-        self.optimizer = self.raw_model.configure_optimizer(params.weight_decay, params.lr, (params.beta1, params.beta2))
+        self.optimizer = self.raw_model.configure_optimizer(
+            params.weight_decay, params.lr, (params.beta1, params.beta2)
+        )
         self.model = self._wrap(self.raw_model)
         self.run_dir = args.checkpoints / params.run_id()
-        self.title = (f"{params.variant} ({self.raw_model.num_params() / 1e6:.2f}M) | lr {params.lr:g}->{params.min_lr:g} "
-                      f"warmup {params.warmup_steps} | batch {self.batch}x{self.accum}x{self.dist.world}="
-                      f"{per_step} | wd {params.weight_decay:g}->{params.weight_decay_late:g}@{params.wd_switch_epochs}ep"
-                      f" | ctx {self.width} | vocab {self.config.vocab_size} | {self.device.type}")
+        self.title = (
+            f"{params.variant} ({self.raw_model.num_params() / 1e6:.2f}M) | lr {params.lr:g}->{params.min_lr:g} "
+            f"warmup {params.warmup_steps} | batch {self.batch}x{self.accum}x{self.dist.world}="
+            f"{per_step} | wd {params.weight_decay:g}->{params.weight_decay_late:g}@{params.wd_switch_epochs}ep"
+            f" | ctx {self.width} | vocab {self.config.vocab_size} | {self.device.type}"
+        )
 
     def _physical_batch(self) -> int:
         if self.params.batch_size != "auto":
             return int(self.params.batch_size)
         if self.device.type != "cuda":
             raise ValueError("train.batch_size: 'auto' probes GPU memory and needs CUDA; set a number on the CPU")
-        batch = probe_batch_size(self.raw_model, self.device, self.width, self.params.vram_headroom_gb,
-                                 self.params.max_auto_batch)
+        batch = probe_batch_size(
+            self.raw_model, self.device, self.width, self.params.vram_headroom_gb, self.params.max_auto_batch
+        )
         log.info("auto_batch=%d headroom_gb=%.1f", batch, self.params.vram_headroom_gb)
         return batch
 
@@ -93,18 +100,31 @@ class Trainer:
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng(state["rng"])
-        log.info("resumed step=%d epoch=%d position=%d from=%s", state["step"], state["epoch"], state["epoch_position"],
-                 self.run_dir)
+        log.info(
+            "resumed step=%d epoch=%d position=%d from=%s",
+            state["step"],
+            state["epoch"],
+            state["epoch_position"],
+            self.run_dir,
+        )
         return state["step"], Cursor(state["epoch"], state["epoch_position"]), state["history"]
 
     def _save(self, step: int, cursor: Cursor, history: dict) -> None:
         if not self.dist.main:
             return
         state = {
-            "model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step,
-            "epoch": cursor.epoch, "epoch_position": cursor.position, "rng": capture_rng(), "history": history,
-            "config": self.config.to_dict(), "variant": self.params.variant, "params": dataclasses.asdict(self.params),
-            "total_steps": self.total_steps, "title": self.title,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": step,
+            "epoch": cursor.epoch,
+            "epoch_position": cursor.position,
+            "rng": capture_rng(),
+            "history": history,
+            "config": self.config.to_dict(),
+            "variant": self.params.variant,
+            "params": dataclasses.asdict(self.params),
+            "total_steps": self.total_steps,
+            "title": self.title,
         }
         path = save_checkpoint(self.run_dir, step, state, self.params.keep_checkpoints)
         log.info("checkpoint step=%d path=%s", step, path)
@@ -119,8 +139,16 @@ class Trainer:
             history["judge"] = json.loads(judged.read_text())
         live = self._live(history)
         stop = min(self.total_steps, self.args.stop_after or self.total_steps)
-        log.info("variant=%s params=%d steps=%d..%d batch=%dx%d device=%s", p.variant, self.raw_model.num_params(),
-                 step, stop, self.batch, self.accum, self.device)
+        log.info(
+            "variant=%s params=%d steps=%d..%d batch=%dx%d device=%s",
+            p.variant,
+            self.raw_model.num_params(),
+            step,
+            stop,
+            self.batch,
+            self.accum,
+            self.device,
+        )
         n_contexts = len(self.train_data["tokens"])
         bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not self.dist.main)
         while step < stop:
@@ -136,7 +164,7 @@ class Trainer:
                 rows = rows[self.dist.rank * self.batch : (self.dist.rank + 1) * self.batch]
                 data = make_batch(self.train_data, rows, self.device)
                 sync = self.dist.world == 1 or micro == self.accum - 1
-                with (contextlib.nullcontext() if sync else self.model.no_sync()), autocast(self.device):
+                with contextlib.nullcontext() if sync else self.model.no_sync(), autocast(self.device):
                     _, loss = self.model(**data.as_kwargs())
                 (loss / self.accum).backward()
                 loss_sum += float(loss.detach())
@@ -145,9 +173,15 @@ class Trainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             step += 1
-            row = {"step": step, "epoch": cursor.epoch, "loss": self._mean(loss_sum / self.accum), "lr": lr,
-                   "grad_norm": float(grad_norm), "weight_decay": decay,
-                   "tokens_per_s": tokens * self.dist.world / (time.perf_counter() - started)}
+            row = {
+                "step": step,
+                "epoch": cursor.epoch,
+                "loss": self._mean(loss_sum / self.accum),
+                "lr": lr,
+                "grad_norm": float(grad_norm),
+                "weight_decay": decay,
+                "tokens_per_s": tokens * self.dist.world / (time.perf_counter() - started),
+            }
             history["train"].append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", epoch=cursor.epoch)
@@ -207,14 +241,29 @@ class Trainer:
         out: Path = self.args.out
         out.mkdir(parents=True, exist_ok=True)
         with atomic_write(out / "model.pt", "wb") as handle:
-            torch.save({"config": self.config.to_dict(), "model": self.raw_model.state_dict(), "step": step,
-                        "variant": self.params.variant, "params": dataclasses.asdict(self.params)}, handle)
+            torch.save(
+                {
+                    "config": self.config.to_dict(),
+                    "model": self.raw_model.state_dict(),
+                    "step": step,
+                    "variant": self.params.variant,
+                    "params": dataclasses.asdict(self.params),
+                },
+                handle,
+            )
         train, val = history["train"], history["val"]
-        metrics = {"step": step, "total_steps": self.total_steps, "params": self.raw_model.num_params(),
-                   "loss": train[-1]["loss"] if train else None,
-                   "val_loss": val[-1]["val_loss"] if val else None, "val_ppl": val[-1]["val_ppl"] if val else None,
-                   "batch_size": self.batch, "grad_accum": self.accum, "world_size": self.dist.world,
-                   "effective_batch_size": self.batch * self.accum * self.dist.world}
+        metrics = {
+            "step": step,
+            "total_steps": self.total_steps,
+            "params": self.raw_model.num_params(),
+            "loss": train[-1]["loss"] if train else None,
+            "val_loss": val[-1]["val_loss"] if val else None,
+            "val_ppl": val[-1]["val_ppl"] if val else None,
+            "batch_size": self.batch,
+            "grad_accum": self.accum,
+            "world_size": self.dist.world,
+            "effective_batch_size": self.batch * self.accum * self.dist.world,
+        }
         write_json(self.args.metrics, metrics)
         render_monitor(history, self.title, self.args.plot)
         if live is not None:

@@ -58,7 +58,12 @@ class MediaWikiState:
                 redirects.append({"from": name, "to": REDIRECTS[name]})
                 name = REDIRECTS[name]
             if name in ARTICLES:
-                page = {"pageid": 100 + i, "ns": 0, "title": name, "revisions": [{"revid": 9000 + i, "timestamp": "2026-01-01T00:00:00Z"}]}
+                page = {
+                    "pageid": 100 + i,
+                    "ns": 0,
+                    "title": name,
+                    "revisions": [{"revid": 9000 + i, "timestamp": "2026-01-01T00:00:00Z"}],
+                }
                 pages.append(page)
             else:
                 pages.append({"ns": 0, "title": name, "missing": True})

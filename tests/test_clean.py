@@ -10,13 +10,26 @@ PARAMS = CleanParams(min_chars=40, min_prose_words=8, drop_headings=("References
 
 
 def article(title="Battle of Kursk", sections=None):
-    return {"title": title, "source": "test", "sections": sections or [
-        {"heading": "", "level": 1, "text": "The Battle of Kursk began on 5 July 1943.[1][2] It was the largest tank battle.[citation needed]"},
-        {"heading": "Background", "level": 2, "text": "Operation Citadel was planned by the OKW in spring 1943 after the defeat at Stalingrad."},
-        {"heading": "See also", "level": 2, "text": "Battle of Prokhorovka\nOperation Kutuzov"},
-        {"heading": "Sub list", "level": 3, "text": "Anything under See also goes too."},
-        {"heading": "References", "level": 2, "text": "Glantz, David. The Battle of Kursk. 1999."},
-    ]}
+    return {
+        "title": title,
+        "source": "test",
+        "sections": sections
+        or [
+            {
+                "heading": "",
+                "level": 1,
+                "text": "The Battle of Kursk began on 5 July 1943.[1][2] It was the largest tank battle.[citation needed]",
+            },
+            {
+                "heading": "Background",
+                "level": 2,
+                "text": "Operation Citadel was planned by the OKW in spring 1943 after the defeat at Stalingrad.",
+            },
+            {"heading": "See also", "level": 2, "text": "Battle of Prokhorovka\nOperation Kutuzov"},
+            {"heading": "Sub list", "level": 3, "text": "Anything under See also goes too."},
+            {"heading": "References", "level": 2, "text": "Glantz, David. The Battle of Kursk. 1999."},
+        ],
+    }
 
 
 def run(tmp_path, params_file, lines: list[bytes]):
@@ -24,7 +37,18 @@ def run(tmp_path, params_file, lines: list[bytes]):
     inp.write_bytes(b"".join(lines))
     out = tmp_path / "clean.jsonl"
     metrics = tmp_path / "clean.json"
-    code = clean.main(["--params", str(params_file(clean__min_chars=40)), "--in", str(inp), "--out", str(out), "--metrics", str(metrics)])
+    code = clean.main(
+        [
+            "--params",
+            str(params_file(clean__min_chars=40)),
+            "--in",
+            str(inp),
+            "--out",
+            str(out),
+            "--metrics",
+            str(metrics),
+        ]
+    )
     return code, out, metrics
 
 
@@ -40,7 +64,10 @@ def line(record) -> bytes:
         ("He led the [[6th Army (Wehrmacht)|6th Army]] to the [[Volga]].", "He led the 6th Army to the Volga."),
         ("'''Zhukov''' won.<ref name=\"g\">Glantz</ref> {{sfn|Glantz|1995}}", "Zhukov won."),
         ("A<br/>B <span class='x'>C</span>", "AB C"),
-        ("Losses were [[File:Map.png|thumb|A [[map]]]] heavy [https://example.org source].", "Losses were heavy source."),
+        (
+            "Losses were [[File:Map.png|thumb|A [[map]]]] heavy [https://example.org source].",
+            "Losses were heavy source.",
+        ),
     ],
 )
 def test_strip_markup(raw, expected):
@@ -93,8 +120,15 @@ def test_bad_records_are_counted_drops_and_the_rest_survive(tmp_path, params_fil
     assert code == 0
     assert [json.loads(x)["title"] for x in out.read_text().splitlines()] == ["Battle of Kursk"]
     dropped = json.loads(metrics.read_text())["dropped"]
-    assert dropped == {"invalid_utf8": 1, "invalid_json": 1, "no_text": 1, "no_title": 1, "too_short": 1,
-                       "not_an_object": 1, "duplicate_title": 1}
+    assert dropped == {
+        "invalid_utf8": 1,
+        "invalid_json": 1,
+        "no_text": 1,
+        "no_title": 1,
+        "too_short": 1,
+        "not_an_object": 1,
+        "duplicate_title": 1,
+    }
 
 
 def test_an_empty_input_is_a_clear_error(tmp_path, params_file, caplog):

@@ -15,11 +15,22 @@ def run_download(tmp_path, params, titles=None, sample_dir=None):
     titles_path = tmp_path / "titles.txt"
     titles_path.write_text("\n".join(titles or ["Battle of Stalingrad"]) + "\n")
     out = tmp_path / "out" / "articles.jsonl"
-    code = download.main([
-        "--params", str(params), "--sample-dir", str(sample_dir or ROOT / "data/sample"),
-        "--titles", str(titles_path), "--cache-dir", str(tmp_path / "cache"),
-        "--out", str(out), "--metrics", str(tmp_path / "metrics.json"),
-    ])
+    code = download.main(
+        [
+            "--params",
+            str(params),
+            "--sample-dir",
+            str(sample_dir or ROOT / "data/sample"),
+            "--titles",
+            str(titles_path),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+            "--metrics",
+            str(tmp_path / "metrics.json"),
+        ]
+    )
     return code, out
 
 
@@ -94,8 +105,13 @@ def mediawiki():
 
 
 def api_params(tmp_path, url, **extra):
-    overrides = {"download.source": "api", "download.api_url": url, "download.backoff_seconds": 0.01,
-                 "download.min_interval_seconds": 0.0, "download.timeout_seconds": 5.0}
+    overrides = {
+        "download.source": "api",
+        "download.api_url": url,
+        "download.backoff_seconds": 0.01,
+        "download.min_interval_seconds": 0.0,
+        "download.timeout_seconds": 5.0,
+    }
     overrides.update({f"download.{k}": v for k, v in extra.items()})
     return write_params(tmp_path, overrides)
 
@@ -177,8 +193,9 @@ PAGE = """  <page><title>{title}</title><ns>{ns}</ns><id>{id}</id>{redirect}
 
 def write_dump(path, pages, compress=False):
     body = "\n".join(
-        PAGE.format(title=t, ns=ns, id=i + 1, rev=100 + i, text=text,
-                    redirect=f'<redirect title="{red}" />' if red else "")
+        PAGE.format(
+            title=t, ns=ns, id=i + 1, rev=100 + i, text=text, redirect=f'<redirect title="{red}" />' if red else ""
+        )
         for i, (t, ns, red, text) in enumerate(pages)
     )
     data = DUMP.format(pages=body).encode()
@@ -189,7 +206,7 @@ STALINGRAD_WIKITEXT = (
     "{{Infobox military conflict|conflict=Battle of Stalingrad}}\n"
     "The '''Battle of Stalingrad''' was fought on the [[Volga|Volga River]].&lt;ref&gt;Glantz, p. 1&lt;/ref&gt;\n"
     "== Background ==\nThe [[6th Army (Wehrmacht)|6th Army]] attacked in 1942.{{citation needed}}\n"
-    "{| class=\"wikitable\"\n|-\n! Side !! Men\n|-\n| Axis || 1,000,000\n|}\n"
+    '{| class="wikitable"\n|-\n! Side !! Men\n|-\n| Axis || 1,000,000\n|}\n'
     "[[Category:Battles of World War II]]\n"
 )
 
@@ -197,12 +214,16 @@ STALINGRAD_WIKITEXT = (
 @pytest.mark.parametrize("compress", [False, True])
 def test_dump_streams_filters_follows_redirects_and_strips_wikitext(tmp_path, compress):
     path = tmp_path / ("dump.xml.bz2" if compress else "dump.xml")
-    write_dump(path, [
-        ("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT),  # target before its redirect
-        ("Template:Infobox", 10, None, "template body"),
-        ("Battle of Kursk", 0, None, "Not in the list."),
-        ("Stalingrad", 0, "Battle of Stalingrad", "#REDIRECT [[Battle of Stalingrad]]"),
-    ], compress=compress)
+    write_dump(
+        path,
+        [
+            ("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT),  # target before its redirect
+            ("Template:Infobox", 10, None, "template body"),
+            ("Battle of Kursk", 0, None, "Not in the list."),
+            ("Stalingrad", 0, "Battle of Stalingrad", "#REDIRECT [[Battle of Stalingrad]]"),
+        ],
+        compress=compress,
+    )
     found, missing = read_dump(path, ["Stalingrad", "Battle of Midway"])
     assert missing == ["Battle of Midway"]
     assert len(found) == 1

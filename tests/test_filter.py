@@ -340,6 +340,8 @@ def test_an_empty_input_and_an_all_rejected_input_are_errors(tmp_path, caplog):
 def test_an_english_correction_full_of_names_is_kept(default):
     """Seen in the pipeline: the words left without the names ("but") tie English with
     Indonesian, and the names alone make lingua say German; a tie must not reject."""
-    text = ("It was not Lt. Cmdr. John C. Waldron but Field Marshal Erich von Manstein. In the summer of 1942 "
-            "Field Marshal Erich von Manstein was sent north to plan a final assault.")
+    text = (
+        "It was not Lt. Cmdr. John C. Waldron but Field Marshal Erich von Manstein. In the summer of 1942 "
+        "Field Marshal Erich von Manstein was sent north to plan a final assault."
+    )
     assert check_of(default, text) is None

@@ -13,22 +13,28 @@ from tests.conftest import ROOT, write_params
 from tests.generate_fakes import EchoBackend
 
 PROMPT = "{tag}TYPE: {name}\nARTICLE: {{article}}\nTEXT: {{text}}\nReply with Question: and Answer: lines."
-CHAIN = ('    chain_question: "QUESTION ONLY\\nARTICLE: {article}\\nTEXT: {text}"\n'
-         '    chain_answer: "ANSWER THIS: {question}\\nARTICLE: {article}\\nTEXT: {text}"\n')
+CHAIN = (
+    '    chain_question: "QUESTION ONLY\\nARTICLE: {article}\\nTEXT: {text}"\n'
+    '    chain_answer: "ANSWER THIS: {question}\\nARTICLE: {article}\\nTEXT: {text}"\n'
+)
 
 
 def registry(*names, bad=(), decline=()):
     entries = []
     for name in names:
         tag = "BAD-TYPE " if name in bad else "DECLINE " if name in decline else ""
-        entries.append(f"  - name: {name}\n    family: question\n    kind: qa\n    format: qa\n"
-                       f"    prompt: {json.dumps(PROMPT.format(tag=tag, name=name))}\n{CHAIN}")
+        entries.append(
+            f"  - name: {name}\n    family: question\n    kind: qa\n    format: qa\n"
+            f"    prompt: {json.dumps(PROMPT.format(tag=tag, name=name))}\n{CHAIN}"
+        )
     return "types:\n" + "".join(entries)
 
 
 def windows(n=6):
-    return [{"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "text": f"Battle {i} was fought in 194{i % 6}."}
-            for i in range(n)]
+    return [
+        {"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "text": f"Battle {i} was fought in 194{i % 6}."}
+        for i in range(n)
+    ]
 
 
 def setup(tmp_path, types_yaml, n_windows=6, **params):
@@ -40,9 +46,21 @@ def setup(tmp_path, types_yaml, n_windows=6, **params):
 
 
 def args(tmp_path, params, *extra):
-    return ["--params", str(params), "--windows", str(tmp_path / "windows.jsonl"), "--types", str(tmp_path / "types.yaml"),
-            "--store", str(tmp_path / "store"), "--out", str(tmp_path / "generated.jsonl"),
-            "--metrics", str(tmp_path / "generate.json"), *extra]
+    return [
+        "--params",
+        str(params),
+        "--windows",
+        str(tmp_path / "windows.jsonl"),
+        "--types",
+        str(tmp_path / "types.yaml"),
+        "--store",
+        str(tmp_path / "store"),
+        "--out",
+        str(tmp_path / "generated.jsonl"),
+        "--metrics",
+        str(tmp_path / "generate.json"),
+        *extra,
+    ]
 
 
 def run(tmp_path, params, *extra):
@@ -143,11 +161,17 @@ def test_unknown_type_or_backend_is_a_clear_error(tmp_path, caplog):
 
 
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
-    params = setup(tmp_path, registry("alpha", "beta"), n_windows=20, backend="tests.generate_fakes:slow_echo",
-                   concurrency=2)
+    params = setup(
+        tmp_path, registry("alpha", "beta"), n_windows=20, backend="tests.generate_fakes:slow_echo", concurrency=2
+    )
     env = {**os.environ, "FAKE_DELAY": "0.05", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages.generate", *args(tmp_path, params)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.generate", *args(tmp_path, params)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     store = WorkStore(str(tmp_path / "store"))
     deadline = time.time() + 30
     while len(store.keys(DONE)) < 10 and time.time() < deadline:
@@ -189,8 +213,12 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
 
     with OpenAIServer(think=True) as server:
         server.script(garbage(), ok(content="Sorry, I cannot do that."))
-        params = setup(tmp_path, registry("alpha"), backend="openai", **{
-            "openai.base_url": server.base_url, "openai.backoff_seconds": 0.01, "openai.timeout_seconds": 5.0})
+        params = setup(
+            tmp_path,
+            registry("alpha"),
+            backend="openai",
+            **{"openai.base_url": server.base_url, "openai.backoff_seconds": 0.01, "openai.timeout_seconds": 5.0},
+        )
         code, records = run(tmp_path, params)
         assert all(r.body.get("chat_template_kwargs") == {"enable_thinking": False} for r in server.chat_requests)
     assert code == 0

@@ -16,15 +16,23 @@ def cluster(tmp_path, monkeypatch):
     # Workers inherit the environment at start: the first task to call the backend writes
     # this marker and kills its worker; the nanny restarts it and the scheduler reruns the task.
     monkeypatch.setenv("FAKE_KILL_MARKER", str(tmp_path / "killed-once"))
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=50)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=50
+    )
     yield cluster
     cluster.close()
 
 
 def test_dask_executor_survives_a_worker_that_dies(tmp_path, cluster):
-    params = setup(tmp_path, registry("alpha", "beta"), n_windows=10, executor="dask",
-                   scheduler_address=cluster.scheduler_address, backend="tests.generate_fakes:kill_once", concurrency=8)
+    params = setup(
+        tmp_path,
+        registry("alpha", "beta"),
+        n_windows=10,
+        executor="dask",
+        scheduler_address=cluster.scheduler_address,
+        backend="tests.generate_fakes:kill_once",
+        concurrency=8,
+    )
     code, records = run(tmp_path, params)
     assert code == 0
     assert (tmp_path / "killed-once").exists(), "a worker must have died during the run"

@@ -27,7 +27,12 @@ def test_bad_lines_are_reported_with_their_reason_and_the_rest_survive(tmp_path)
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"a": 1}\n\xff\xfe broken\n{not json\n\n{"a": 2}\n')
     lines = list(iter_jsonl_lines(path))
-    assert [(line.lineno, line.error) for line in lines] == [(1, None), (2, "invalid_utf8"), (3, "invalid_json"), (5, None)]
+    assert [(line.lineno, line.error) for line in lines] == [
+        (1, None),
+        (2, "invalid_utf8"),
+        (3, "invalid_json"),
+        (5, None),
+    ]
     with pytest.raises(JsonlError, match="bad.jsonl:2: invalid utf8"):
         list(read_jsonl(path))
 

@@ -7,17 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from common.judge import (
-    HeuristicJudge,
-    LLMJudge,
-    Verdict,
-    extract_names,
-    extract_numbers,
-    make_judge,
-    parse_verdict,
-    summarise,
-    tokens,
-)
+from common.judge import HeuristicJudge, Verdict, extract_names, extract_numbers, summarise, tokens
+from common.judge_llm import LLMJudge, make_judge, parse_verdict
 from common.llm_openai import OpenAIChat, OpenAIParams
 from tests.openai_server import OpenAIServer, error, garbage, ok
 

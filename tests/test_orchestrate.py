@@ -18,18 +18,45 @@ from tests.train_helpers import build_training_data
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("orchestrate")
-    paths = build_training_data(root, **{"orchestrate.slice_steps": 4, "evaluate.max_questions": 6,
-                                         "evaluate.max_new_tokens": 8, "evaluate.open_max_new_tokens": 8})
+    paths = build_training_data(
+        root,
+        **{
+            "orchestrate.slice_steps": 4,
+            "evaluate.max_questions": 6,
+            "evaluate.max_new_tokens": 8,
+            "evaluate.open_max_new_tokens": 8,
+        },
+    )
     windows = root / "windows.jsonl"
     windows.write_text("")
     return paths | {"windows": windows, "root": root}
 
 
 def args(data, run):
-    return ["--params", str(data["params"]), "--packed", str(data["packed"]), "--tokenizer", str(data["tokenizer"]),
-            "--tokens", str(data["tokens"]), "--records", str(data["records"]), "--windows", str(data["windows"]),
-            "--checkpoints", str(run / "checkpoints"), "--out", str(run / "model"), "--metrics", str(run / "train.json"),
-            "--plot", str(run / "monitor.png"), "--live", str(run / "dvclive")]
+    return [
+        "--params",
+        str(data["params"]),
+        "--packed",
+        str(data["packed"]),
+        "--tokenizer",
+        str(data["tokenizer"]),
+        "--tokens",
+        str(data["tokens"]),
+        "--records",
+        str(data["records"]),
+        "--windows",
+        str(data["windows"]),
+        "--checkpoints",
+        str(run / "checkpoints"),
+        "--out",
+        str(run / "model"),
+        "--metrics",
+        str(run / "train.json"),
+        "--plot",
+        str(run / "monitor.png"),
+        "--live",
+        str(run / "dvclive"),
+    ]
 
 
 def test_slices_are_trained_and_judged_in_turn(data, tmp_path):
@@ -47,8 +74,14 @@ def test_slices_are_trained_and_judged_in_turn(data, tmp_path):
 def test_killing_the_orchestrator_loses_nothing(data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # its own process group, so the kill takes the train/evaluate child with it
-    proc = subprocess.Popen([sys.executable, "-m", "stages.orchestrate", *args(data, tmp_path)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages.orchestrate", *args(data, tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         runs = list((tmp_path / "checkpoints").glob("*")) if (tmp_path / "checkpoints").exists() else []

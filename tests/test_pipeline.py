@@ -15,7 +15,11 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git f
 
 
 def dvc(repo, *args):
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+    }
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

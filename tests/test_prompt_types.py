@@ -19,10 +19,29 @@ def test_shipped_registry_has_the_required_types_and_every_prompt_renders():
     types = load_registry(ROOT / "data/prompt_types.yaml")
     names = {t.name for t in types}
     assert len(types) >= 30
-    for required in ("who", "what", "when", "where", "why", "how_many", "true_statement", "false_statement",
-                     "wrong_person", "fill_blank", "multiple_choice", "contrast_person", "contrast_number",
-                     "academic_rephrase", "journalistic_rephrase", "chronological_restructure", "summary",
-                     "cause_effect", "compare_two", "definition", "explain_to_student"):
+    for required in (
+        "who",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how_many",
+        "true_statement",
+        "false_statement",
+        "wrong_person",
+        "fill_blank",
+        "multiple_choice",
+        "contrast_person",
+        "contrast_number",
+        "academic_rephrase",
+        "journalistic_rephrase",
+        "chronological_restructure",
+        "summary",
+        "cause_effect",
+        "compare_two",
+        "definition",
+        "explain_to_student",
+    ):
         assert required in names
     for ptype in types:
         assert WINDOW["text"] in ptype.render(ptype.prompt, WINDOW)
@@ -33,17 +52,43 @@ def test_shipped_registry_has_the_required_types_and_every_prompt_renders():
 @pytest.mark.parametrize(
     "fmt, reply, question, answer",
     [
-        ("qa", "Question: Who led the 6th Army?\nAnswer: Friedrich Paulus.", "Who led the 6th Army?", "Friedrich Paulus."),
-        ("qa", "**Question:** When did Midway start?\n**Answer:** On 4 June 1942.", "When did Midway start?", "On 4 June 1942."),
-        ("true_false", "Statement: Midway was fought in 1943.\nAnswer: False\nExplanation: It was fought in June 1942.",
-         "True or false: Midway was fought in 1943.", "False. It was fought in June 1942."),
-        ("fill_blank", "Sentence: ____ commanded the 6th Army.\nAnswer: Friedrich Paulus",
-         "Fill in the blank: ____ commanded the 6th Army.", "Friedrich Paulus"),
-        ("multiple_choice", "Question: Who led the U.S. fleet?\nA) Yamamoto\nB) Nimitz\nC) Nagumo\nD) Halsey\nAnswer: B",
-         "Who led the U.S. fleet?\nA) Yamamoto\nB) Nimitz\nC) Nagumo\nD) Halsey", "B) Nimitz"),
-        ("contrastive", "Question: How many carriers did Japan lose at Midway, four or six?\nOption A: four\nOption B: six\n"
-         "Answer: four\nExplanation: Akagi, Kaga, Soryu and Hiryu were sunk.\nFeature: number",
-         "How many carriers did Japan lose at Midway, four or six?", "Four. Akagi, Kaga, Soryu and Hiryu were sunk."),
+        (
+            "qa",
+            "Question: Who led the 6th Army?\nAnswer: Friedrich Paulus.",
+            "Who led the 6th Army?",
+            "Friedrich Paulus.",
+        ),
+        (
+            "qa",
+            "**Question:** When did Midway start?\n**Answer:** On 4 June 1942.",
+            "When did Midway start?",
+            "On 4 June 1942.",
+        ),
+        (
+            "true_false",
+            "Statement: Midway was fought in 1943.\nAnswer: False\nExplanation: It was fought in June 1942.",
+            "True or false: Midway was fought in 1943.",
+            "False. It was fought in June 1942.",
+        ),
+        (
+            "fill_blank",
+            "Sentence: ____ commanded the 6th Army.\nAnswer: Friedrich Paulus",
+            "Fill in the blank: ____ commanded the 6th Army.",
+            "Friedrich Paulus",
+        ),
+        (
+            "multiple_choice",
+            "Question: Who led the U.S. fleet?\nA) Yamamoto\nB) Nimitz\nC) Nagumo\nD) Halsey\nAnswer: B",
+            "Who led the U.S. fleet?\nA) Yamamoto\nB) Nimitz\nC) Nagumo\nD) Halsey",
+            "B) Nimitz",
+        ),
+        (
+            "contrastive",
+            "Question: How many carriers did Japan lose at Midway, four or six?\nOption A: four\nOption B: six\n"
+            "Answer: four\nExplanation: Akagi, Kaga, Soryu and Hiryu were sunk.\nFeature: number",
+            "How many carriers did Japan lose at Midway, four or six?",
+            "Four. Akagi, Kaga, Soryu and Hiryu were sunk.",
+        ),
     ],
 )
 def test_parsers_read_their_format(fmt, reply, question, answer):
@@ -60,12 +105,21 @@ def test_parsers_read_their_format(fmt, reply, question, answer):
         ("fill_blank", "Sentence: Paulus led the army.\nAnswer: Paulus", "missing_blank"),
         ("multiple_choice", "Question: Who?\nA) X\nB) Y\nAnswer: A", "too_few_options"),
         ("multiple_choice", "Question: Who?\nA) X\nB) Y\nC) Z\nAnswer: E", "bad_answer_letter"),
-        ("contrastive", "Question: Who led, Paulus or Rommel?\nOption A: Paulus\nOption B: Manstein\nAnswer: Paulus",
-         "options_not_in_question"),
-        ("contrastive", "Question: Paulus led it; was it Rommel?\nOption A: Paulus\nOption B: Rommel\nAnswer: Paulus",
-         "no_choice_span"),
-        ("contrastive", "Question: Who led, Paulus or Rommel?\nOption A: Paulus\nOption B: Rommel\nAnswer: Zhukov",
-         "answer_not_an_option"),
+        (
+            "contrastive",
+            "Question: Who led, Paulus or Rommel?\nOption A: Paulus\nOption B: Manstein\nAnswer: Paulus",
+            "options_not_in_question",
+        ),
+        (
+            "contrastive",
+            "Question: Paulus led it; was it Rommel?\nOption A: Paulus\nOption B: Rommel\nAnswer: Paulus",
+            "no_choice_span",
+        ),
+        (
+            "contrastive",
+            "Question: Who led, Paulus or Rommel?\nOption A: Paulus\nOption B: Rommel\nAnswer: Zhukov",
+            "answer_not_an_option",
+        ),
     ],
 )
 def test_parsers_name_what_is_wrong(fmt, reply, reason):
@@ -75,8 +129,10 @@ def test_parsers_name_what_is_wrong(fmt, reply, reason):
 
 
 def test_contrastive_meta_and_answer_by_letter():
-    parsed = PARSERS["contrastive"]("Question: Who led the 6th Army, Rommel or Paulus?\nOption A: Rommel\n"
-                                    "Option B: Paulus\nAnswer: B\nFeature: person")
+    parsed = PARSERS["contrastive"](
+        "Question: Who led the 6th Army, Rommel or Paulus?\nOption A: Rommel\n"
+        "Option B: Paulus\nAnswer: B\nFeature: person"
+    )
     assert parsed.meta == {"options": ["Rommel", "Paulus"], "correct": 1, "feature": "person"}
 
 
@@ -96,11 +152,23 @@ def test_question_only_skips_a_preamble():
     "yaml_text, message",
     [
         ("types: []", "expected a top-level 'types:' list"),
-        ("types:\n  - name: a\n    family: f\n    kind: qa\n    format: haiku\n    prompt: x", "unknown format 'haiku'"),
-        ("types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: '{txt}'", "unknown template field"),
-        ("types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: x\n  - name: a\n    family: f\n"
-         "    kind: qa\n    format: qa\n    prompt: y", "duplicate name"),
-        ("types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: x\n    colour: red", "unknown key"),
+        (
+            "types:\n  - name: a\n    family: f\n    kind: qa\n    format: haiku\n    prompt: x",
+            "unknown format 'haiku'",
+        ),
+        (
+            "types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: '{txt}'",
+            "unknown template field",
+        ),
+        (
+            "types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: x\n  - name: a\n    family: f\n"
+            "    kind: qa\n    format: qa\n    prompt: y",
+            "duplicate name",
+        ),
+        (
+            "types:\n  - name: a\n    family: f\n    kind: qa\n    format: qa\n    prompt: x\n    colour: red",
+            "unknown key",
+        ),
     ],
 )
 def test_a_bad_registry_names_the_problem(tmp_path, yaml_text, message):

@@ -66,8 +66,13 @@ def train_process(args):
     """A fresh process per run: the same threads and settings each time, whatever earlier
     tests in this process did to torch's global state."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "stages.train", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "stages.train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_path):
@@ -170,8 +175,14 @@ def test_torchrun_ddp_on_two_cpu_processes_matches_one_process(data, tmp_path):
     ddp = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    result = subprocess.run([*torchrun, "-m", "stages.train", *train_args(data, ddp)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [*torchrun, "-m", "stages.train", *train_args(data, ddp)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((ddp / "train.json").read_text())
     assert metrics["world_size"] == 2 and metrics["grad_accum"] == 1 and metrics["effective_batch_size"] == 8

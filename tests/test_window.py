@@ -22,7 +22,10 @@ from stages.window import window_article, window_starts
             "Approx. 2.5 million soldiers fought. Maj. Gen. Smith met Adm. Nimitz on Feb. 2. It ended.",
             ["Approx. 2.5 million soldiers fought.", "Maj. Gen. Smith met Adm. Nimitz on Feb. 2.", "It ended."],
         ),
-        ("Troops of the U.S.S.R. crossed the Oder. Berlin fell.", ["Troops of the U.S.S.R. crossed the Oder.", "Berlin fell."]),
+        (
+            "Troops of the U.S.S.R. crossed the Oder. Berlin fell.",
+            ["Troops of the U.S.S.R. crossed the Oder.", "Berlin fell."],
+        ),
     ],
 )
 def test_sentence_splitter_knows_military_abbreviations(text, expected):
@@ -38,18 +41,31 @@ def test_window_starts_cover_every_sentence(n, size, stride, expected):
 
 
 def make_article(title, n):
-    return {"title": title, "sections": [
-        {"heading": "Lead", "text": " ".join(f"{title} event number {i} happened." for i in range(n // 2))},
-        {"heading": "Later", "text": " ".join(f"{title} event number {i} happened." for i in range(n // 2, n))},
-    ]}
+    return {
+        "title": title,
+        "sections": [
+            {"heading": "Lead", "text": " ".join(f"{title} event number {i} happened." for i in range(n // 2))},
+            {"heading": "Later", "text": " ".join(f"{title} event number {i} happened." for i in range(n // 2, n))},
+        ],
+    }
 
 
 def run(tmp_path, params_file, articles, **overrides):
     inp = tmp_path / "clean.jsonl"
     inp.write_text("".join(json.dumps(a) + "\n" for a in articles))
     out = tmp_path / "windows.jsonl"
-    code = window.main(["--params", str(params_file(**overrides)), "--in", str(inp), "--out", str(out),
-                        "--metrics", str(tmp_path / "window.json")])
+    code = window.main(
+        [
+            "--params",
+            str(params_file(**overrides)),
+            "--in",
+            str(inp),
+            "--out",
+            str(out),
+            "--metrics",
+            str(tmp_path / "window.json"),
+        ]
+    )
     return code, out
 
 
@@ -84,8 +100,18 @@ def test_stride_param_changes_the_windows(tmp_path, params_file):
 def test_bad_input_is_a_clear_error(tmp_path, params_file, caplog):
     inp = tmp_path / "clean.jsonl"
     inp.write_text('{"title": "x"}\n{oops\n')
-    code = window.main(["--params", str(params_file()), "--in", str(inp), "--out", str(tmp_path / "w.jsonl"),
-                        "--metrics", str(tmp_path / "m.json")])
+    code = window.main(
+        [
+            "--params",
+            str(params_file()),
+            "--in",
+            str(inp),
+            "--out",
+            str(tmp_path / "w.jsonl"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert code == 2
     assert "clean.jsonl:2: invalid json" in caplog.text
     assert not (tmp_path / "w.jsonl").exists()
