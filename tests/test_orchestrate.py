@@ -12,7 +12,7 @@ import pytest
 from model.checkpoint import list_checkpoints
 from stages import orchestrate
 from tests.conftest import ROOT
-from tests.train_helpers import build_training_data
+from tests.train_helpers import build_training_data, train_args
 
 
 @pytest.fixture(scope="module")
@@ -33,30 +33,9 @@ def data(tmp_path_factory):
 
 
 def args(data, run):
-    return [
-        "--params",
-        str(data["params"]),
-        "--packed",
-        str(data["packed"]),
-        "--tokenizer",
-        str(data["tokenizer"]),
-        "--tokens",
-        str(data["tokens"]),
-        "--records",
-        str(data["records"]),
-        "--windows",
-        str(data["windows"]),
-        "--checkpoints",
-        str(run / "checkpoints"),
-        "--out",
-        str(run / "model"),
-        "--metrics",
-        str(run / "train.json"),
-        "--plot",
-        str(run / "monitor.png"),
-        "--live",
-        str(run / "dvclive"),
-    ]
+    """The train stage's arguments plus what the evaluate stage needs."""
+    evaluate_inputs = ["--tokens", data["tokens"], "--records", data["records"], "--windows", data["windows"]]
+    return train_args(data, run, *map(str, evaluate_inputs))
 
 
 def test_slices_are_trained_and_judged_in_turn(data, tmp_path):
