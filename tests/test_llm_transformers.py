@@ -278,3 +278,35 @@ def test_cuda_greedy_matches_cpu(backend, model_dir):
         assert auto.device.type == "cuda" and auto.dtype == torch.bfloat16
         # bf16 rounding can move junk text, not the memorised replies' wide margins.
         assert [auto.chat(user(q)) for q in questions] == [a for _, a in ANSWERED]
+
+
+def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path):
+    """windows × a prompt type → the local model → the parser → the work store. The tiny model
+    only knows its memorised replies, which are not in the Question/Answer format, so every
+    item lands in failed/ with the model's raw reply: the whole path, end to end."""
+    import json
+
+    from common.work_store import WorkStore
+    from stages import generate
+    from tests.conftest import write_params
+
+    (tmp_path / "types.yaml").write_text(
+        "types:\n  - name: who\n    family: question\n    kind: qa\n    format: qa\n"
+        f"    prompt: {json.dumps(CONVERSATIONS[0][0])}\n"
+    )
+    windows = [{"id": f"w{i}", "article": "Battle of Stalingrad", "section": "", "text": "Paulus."} for i in range(3)]
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows))
+    settings = {f"generate.transformers.{k}": v for k, v in dataclasses.asdict(make_params(model_dir)).items()}
+    params = write_params(tmp_path, {"generate.backend": "transformers", "generate.concurrency": 3, **settings})
+    code = generate.main(
+        [
+            "--params", str(params), "--windows", str(tmp_path / "windows.jsonl"),
+            "--types", str(tmp_path / "types.yaml"), "--store", str(tmp_path / "store"),
+            "--out", str(tmp_path / "generated.jsonl"), "--metrics", str(tmp_path / "generate.json"),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    failed = list(WorkStore(str(tmp_path / "store")).iter_failed())
+    assert [(f["reason"], f["raw"]) for f in failed] == [("parse_missing_question", CONVERSATIONS[0][1])] * 3
+    assert {f["generator"] for f in failed} == {f"transformers:{model_dir.name}"}
+    assert json.loads((tmp_path / "generate.json").read_text())["failed"] == {"parse_missing_question": 3}
