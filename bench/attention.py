@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from bench._timing import median_seconds
 from model.attention import attend, plan_records
 from model.packing import cu_seqlens_from_lengths
 
@@ -52,19 +50,6 @@ def record_lengths(context: int, seed: int, median: float = 160.0, sigma: float 
     if (tail := context - sum(lengths)) > 0:
         lengths.append(tail)
     return lengths
-
-
-def median_ms(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median milliseconds of each run, taking turns."""
-    for run in runs.values():
-        run()  # warm-up: first-call allocations and kernel selection
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = []
     for label, make in (("forward", forward), ("forward+backward", forward_backward)):
-        ms = median_ms({name: make(kernel) for name, kernel in kernels.items()}, args.repeats)
+        seconds = median_seconds({name: make(kernel) for name, kernel in kernels.items()}, args.repeats)
+        ms = {name: 1e3 * value for name, value in seconds.items()}
         ratio = ms["dense"] / ms["records"]
         ratios.append(ratio)
         print(f"{label}: records_ms={ms['records']:.1f} dense_ms={ms['dense']:.1f} ratio={ratio:.1f}")

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
 
+from bench._timing import median_seconds
 from model.config import GPTConfig
 from model.gpt import GPT
 from model.hf_import import to_hf_gpt2
@@ -52,19 +51,6 @@ def random_gpt(config: GPTConfig, seed: int) -> GPT:
         model.transformer.wte.weight.normal_(0.0, 2.0)
         model.transformer.wpe.weight.normal_(0.0, 2.0)
     return model.eval()
-
-
-def median_seconds(runs: dict[str, Callable[[], list[int]]], repeats: int) -> dict[str, float]:
-    """Median wall time per run, interleaving the runs so drift in machine speed hits all alike."""
-    for run in runs.values():
-        run()  # warm-up: first-call allocations and kernel selection
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
 from common.llm import LLMError
-from common.llm_openai import OpenAIChat, OpenAIParams
-from tests.openai_server import OpenAIServer
+from common.llm_openai import OpenAIChat
+from tests.openai_server import OpenAIServer, loopback_params
 
 IN_FLIGHT = (1, 4, 16, 64)
 
@@ -61,18 +61,8 @@ def server_process(latency: float) -> Iterator[str]:
 
 def run_once(base_url: str, in_flight: int, items: int) -> tuple[float, int]:
     """Push `items` chat calls through one client with `in_flight` threads: (seconds, failures)."""
-    params = OpenAIParams(
-        base_url=base_url,
-        model="bench-model",
-        api_key_env="",
-        temperature=0.7,
-        top_p=0.8,
-        max_tokens=256,
-        timeout_seconds=10.0,
-        max_retries=2,
-        backoff_seconds=0.1,
-        max_backoff_seconds=1.0,
-        enable_thinking=False,
+    params = loopback_params(
+        base_url, model="bench-model", timeout_seconds=10.0, max_retries=2, backoff_seconds=0.1, max_backoff_seconds=1.0
     )
     prompts = [
         [{"role": "user", "content": f"Window {i}: write one question about the Battle of Kursk."}]

@@ -47,6 +47,19 @@ MODELS_PATH = "/v1/models"
 _DEFAULT = object()  # "compute the default reply": distinct from content=None (JSON null)
 
 
+def loopback_params(base_url: str, **overrides):
+    """OpenAIParams for a client of this server: short timeouts, no key, thinking off; the
+    tests and benchmarks override what they exercise."""
+    from common.llm_openai import OpenAIParams  # the server itself does not need the client
+
+    defaults = {
+        "base_url": base_url, "model": "loopback-model", "api_key_env": "", "temperature": 0.7, "top_p": 0.8,
+        "max_tokens": 256, "timeout_seconds": 2.0, "max_retries": 3, "backoff_seconds": 0.01,
+        "max_backoff_seconds": 0.01, "enable_thinking": False,
+    }  # fmt: skip
+    return OpenAIParams(**(defaults | overrides))
+
+
 def default_reply(messages: list[dict]) -> str:
     """The reply the server gives when nothing is scripted (see the module docstring)."""
     last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")

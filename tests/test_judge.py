@@ -9,8 +9,8 @@ import pytest
 
 from common.judge import HeuristicJudge, Verdict, extract_names, extract_numbers, summarise, tokens
 from common.judge_llm import LLMJudge, make_judge, parse_verdict
-from common.llm_openai import OpenAIChat, OpenAIParams
-from tests.openai_server import OpenAIServer, error, garbage, ok
+from common.llm_openai import OpenAIChat
+from tests.openai_server import OpenAIServer, error, garbage, loopback_params, ok
 
 WHEN = "When did Paulus surrender at Stalingrad?"
 WHO = "Who commanded the German 6th Army at Stalingrad?"
@@ -187,19 +187,7 @@ def server():
 
 @pytest.fixture
 def judge(server):
-    params = OpenAIParams(
-        base_url=server.base_url,
-        model="judge-model",
-        api_key_env="",
-        temperature=0.0,
-        top_p=1.0,
-        max_tokens=256,
-        timeout_seconds=2.0,
-        max_retries=1,
-        backoff_seconds=0.01,
-        max_backoff_seconds=0.01,
-        enable_thinking=False,
-    )
+    params = loopback_params(server.base_url, model="judge-model", temperature=0.0, top_p=1.0, max_retries=1)
     with OpenAIChat(params, concurrency=2, sleep=lambda _: None) as backend:
         yield make_judge("llm", backend=backend)
 
@@ -263,19 +251,10 @@ def test_make_judge():
         make_judge("oracle")
     with pytest.raises(ValueError, match="needs a backend"):
         make_judge("llm")
-    params = OpenAIParams(
-        base_url="http://127.0.0.1:9/v1",
-        model="m",
-        api_key_env="",
-        temperature=0.0,
-        top_p=1.0,
-        max_tokens=8,
-        timeout_seconds=0.5,
-        max_retries=0,
-        backoff_seconds=0.0,
-        max_backoff_seconds=0.0,
-        enable_thinking=False,
-    )
+    params = loopback_params(
+        "http://127.0.0.1:9/v1", model="m", temperature=0.0, top_p=1.0, max_tokens=8, timeout_seconds=0.5,
+        max_retries=0, backoff_seconds=0.0, max_backoff_seconds=0.0,
+    )  # fmt: skip
     judge = make_judge("llm", backend_params=params)
     assert isinstance(judge, LLMJudge) and judge.backend.name == "openai:m"
     judge.backend.close()

@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from common.llm import LLMError
-from common.llm_openai import OpenAIChat, OpenAIParams
+from common.llm_openai import OpenAIChat
 from tests.openai_server import (
     OpenAIServer,
     default_reply,
     drop,
     error,
     garbage,
+    loopback_params,
     no_choices,
     ok,
     slow,
@@ -46,18 +47,8 @@ def make_chat(server):
     clients: list[OpenAIChat] = []
 
     def make(concurrency: int = 8, **overrides) -> OpenAIChat:
-        params = OpenAIParams(
-            base_url=server.base_url,
-            model="Qwen/Qwen3-4B",
-            api_key_env="",
-            temperature=0.7,
-            top_p=0.8,
-            max_tokens=512,
-            timeout_seconds=2.0,
-            max_retries=3,
-            backoff_seconds=0.5,
-            max_backoff_seconds=4.0,
-            enable_thinking=False,
+        params = loopback_params(
+            server.base_url, model="Qwen/Qwen3-4B", max_tokens=512, backoff_seconds=0.5, max_backoff_seconds=4.0
         )
         waits: list[float] = []
         chat = OpenAIChat(dataclasses.replace(params, **overrides), concurrency=concurrency, sleep=waits.append)
