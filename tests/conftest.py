@@ -31,3 +31,16 @@ def params_file(tmp_path):
         return write_params(tmp_path, {k.replace("__", "."): v for k, v in overrides.items()})
 
     return make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """For tests of tiny models: one thread is as fast as two, and immune to a busy machine,
+    where two threads wait on each other at every small op (a 0.4 s test took 20 s under load).
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,15 +10,7 @@ import torch
 from model.attention import attend, choose_backend, flash_unavailable_reason, plan_records
 from model.packing import cu_seqlens_from_lengths
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast as two, and immune to a busy machine, where
-    two threads wait on each other at every small op (a 0.4 s test took 20 s under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 LAYOUTS = {

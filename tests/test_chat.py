@@ -6,7 +6,6 @@ import io
 import json
 
 import pytest
-import torch
 from safetensors.torch import save_file
 
 from model.inference import answer
@@ -16,12 +15,7 @@ from tests.inference_helpers import build_tokenizer, save_trained_format, tiny_g
 QUESTION = "Who commanded the 6th Army at Stalingrad?"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

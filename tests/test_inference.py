@@ -26,13 +26,7 @@ PROMPT = [5, 17, 42, 8, 91, 3, 3, 60]
 QUESTION = [{"role": "user", "content": "Who commanded the 6th Army at Stalingrad?"}]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is as fast as two and immune to a busy machine (tests/test_model.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,7 @@ CONFIG = GPTConfig(vocab_size=512, context_length=128, n_layer=2, n_head=4, n_em
 RECORD_LENGTHS = [[37, 5, 60], [1, 17, 90]]  # two rows; each row's tail becomes a padding record
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast as two, and immune to a busy machine, where
-    two threads wait on each other at every small op (a 0.4 s test took 20 s under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_model(config: GPTConfig = CONFIG, backend: str = "auto", seed: int = 0) -> GPT:

@@ -8,15 +8,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from model.hf_import import from_hf_gpt2
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast as two, and immune to a busy machine, where
-    two threads wait on each other at every small op (a 0.4 s test took 20 s under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hf_gpt2(**overrides) -> GPT2LMHeadModel:
