@@ -30,11 +30,11 @@ bench: setup
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done
 
 chat: setup
-	$(BIN)/python -m stages.chat --model data/model/model.pt --tokenizer data/tokenizer
+	$(BIN)/python -m tools.chat --model data/model/model.pt --tokenizer data/tokenizer
 
-# Train in slices, judging each checkpoint in its own process (see stages/orchestrate.py).
+# Train in slices, judging each checkpoint in its own process (see tools/orchestrate.py).
 orchestrate: setup
-	$(BIN)/python -m stages.orchestrate --params params.yaml
+	$(BIN)/python -m tools.orchestrate --params params.yaml
 
 lint: setup
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common.params import load_section
 from stages.filter import FilterParams, build_judges, judge_records
-from stages.filter_structure import Rejection, structure_rejection, text_fields
+from quality.structure import Rejection, structure_rejection, text_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
-from common.llm import LLMError
-from common.llm_openai import OpenAIChat
+from llm.base import LLMError
+from llm.openai_backend import OpenAIChat
 from tests.openai_server import OpenAIServer, loopback_params
 
 IN_FLIGHT = (1, 4, 16, 64)

@@ -4,7 +4,7 @@ The same record pieces go through training steps (forward, backward, AdamW step)
 model (model/gpt.py, variant `tiny` by default, CPU, the `records` attention backend) in
 three layouts:
 
-  packed      model/bin_packing.py's contexts, record-isolated attention via cu_seqlens
+  packed      dataset/bin_packing.py's contexts, record-isolated attention via cu_seqlens
   padded      one record per row, padded to the context length (the layout packing replaces)
   padded_max  one record per row, padded only to the longest record of the batch (a
               stronger baseline: dynamic padding, no packing)
@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.bin_packing import fill_contexts, layout_segments, n_contexts, plan_pieces
+from dataset.bin_packing import fill_contexts, layout_segments, n_contexts, plan_pieces
 from model.config import GPTConfig
 from model.gpt import GPT
 from model.packing import cu_seqlens_from_positions
-from model.tokens import load_split
+from dataset.token_files import load_split
 from model.variants import load_variant
 
 GOAL_RATIO = 3.0

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from common.params import load_section
-from model.tokenizer import IM_END, IM_START, Tokenizer
+from dataset.tokenizer import IM_END, IM_START, Tokenizer
 from stages.tokenizer import (
     TokenizerParams,
     article_lines,

@@ -11,7 +11,7 @@ without it every step reruns the whole sequence through `GPT.forward`, the refer
 tests compare against. Prompt + generated tokens never exceed the model's context_length:
 generation stops there (see `generate`).
 
-`answer` / `stream_answer` render the conversation as training did (model/chatml.py) and
+`answer` / `stream_answer` render the conversation as training did (dataset/chatml.py) and
 generate until `<|im_end|>`.
 
 Example:
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from model.chatml import ChatEncoder
+from dataset.chatml import ChatEncoder
 from model.config import GPTConfig
 from model.gpt import GPT
-from model.tokenizer import Tokenizer
+from dataset.tokenizer import Tokenizer
 
 WEIGHTS_FILE = "model.safetensors"  # an exported folder: config.json + model.safetensors + tokenizer/
 CONFIG_FILE = "config.json"
@@ -279,7 +279,7 @@ def stream_answer(
 
 
 def chat_prompt(tokenizer: Tokenizer, messages: Sequence[dict]) -> list[int]:
-    """Ids of model.chatml.render_prompt(messages), encoded segment-wise as training was."""
+    """Ids of dataset.chatml.render_prompt(messages), encoded segment-wise as training was."""
     return ChatEncoder(tokenizer).encode_prompt(messages)
 
 

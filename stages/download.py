@@ -3,9 +3,9 @@
 Sources (params.yaml `download.source`):
   sample  the shipped corpus under data/sample/ (offline default; one Markdown file per article)
   api     the MediaWiki API (plain-text extracts) for the titles in data/articles.txt,
-          batched, cached per title, retried with backoff (see stages/download_api.py)
+          batched, cached per title, retried with backoff (see corpus/mediawiki.py)
   dump    a local pages-articles XML dump (plain or .bz2), streamed and filtered to the
-          title list, wikitext stripped to prose (see stages/download_dump.py)
+          title list, wikitext stripped to prose (see corpus/wiki_dump.py)
 
 Output record: {"title", "source", "sections": [{"heading", "level", "text"}],
                 "revision", "timestamp", "url", "requested_title"}
@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         if params.source == "sample":
             records = load_sample(args.sample_dir)
         elif params.source == "api":
-            from stages.download_api import fetch_titles
+            from corpus.mediawiki import fetch_titles
 
             records, missing = fetch_titles(read_titles(args.titles), params, args.cache_dir / "api")
         else:
-            from stages.download_dump import read_dump
+            from corpus.wiki_dump import read_dump
 
             records, missing = read_dump(Path(params.dump_path), read_titles(args.titles))
     except (DownloadError, ParamsError) as exc:

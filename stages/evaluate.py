@@ -1,12 +1,12 @@
 """evaluate: the student model answers held-out questions, a judge grades them PASS or FAIL.
 
 The questions are the val split's qa and contrastive records (articles the tokenize stage held
-out, never a training article; stages/evaluate_questions.py says why qpt records are not
+out, never a training article; evaluation/questions.py says why qpt records are not
 graded), `max_questions` of them drawn stratified by prompt type. The model answers each
 greedily (`temperature: 0`) from the ChatML prompt; the judge grades it against the record's
 reference answer:
   heuristic  offline default: token recall plus hard checks on labels, options, years,
-             numbers and names (common/judge.py)
+             numbers and names (evaluation/judge.py)
   llm        any generate backend (`judge_backend`: openai | transformers) shown the source
              window, question, reference and answer; `judge_concurrency` requests in flight.
              An unparseable verdict is UNPARSED and a failed request ERROR: neither is a pass.
@@ -43,13 +43,13 @@ from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.io import read_jsonl, write_json, write_jsonl
-from common.judge_llm import LLMJudge, make_judge
-from common.llm_openai import OpenAIParams
-from common.llm_transformers import TransformersParams
+from evaluation.judge_llm import LLMJudge, make_judge
+from llm.openai_backend import OpenAIParams
+from llm.transformers_backend import TransformersParams
 from common.params import ParamsError, load_section
 from model.inference import answer, load_model
-from model.tokenizer import Tokenizer
-from stages.evaluate_questions import (
+from dataset.tokenizer import Tokenizer
+from evaluation.questions import (
     answer_stats,
     open_rows,
     sample_questions,
@@ -58,7 +58,7 @@ from stages.evaluate_questions import (
     val_questions,
 )
 from stages.train import validation_loss
-from stages.train_data import DataError, load_packed
+from training.batches import DataError, load_packed
 
 log = logging.getLogger("evaluate")
 

@@ -5,7 +5,7 @@ contrastive options); the first failing check rejects it:
 - structure: empty field, runaway length, leftover `<think>`, chat tags, markdown/HTML/wiki
   markup or reply labels ("Answer:"), an answer that repeats its question;
 - language, by `filter.mode`: `default` (script allow-list, function words, lingua with the
-  names masked: see stages/filter_language.py) or `seed` (the seed project's rule: lingua
+  names masked: see quality/language.py) or `seed` (the seed project's rule: lingua
   English confidence exactly 1.0 against Chinese, no U+4E00–U+9FFF).
 Language checks run in batches of `batch_size` records through lingua's parallel API.
 
@@ -39,8 +39,8 @@ from tqdm import tqdm
 from common.cli import setup_logging
 from common.io import JsonlError, atomic_dir, iter_jsonl_lines, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
-from stages.filter_language import DefaultJudge, SeedJudge
-from stages.filter_structure import Rejection, structure_rejection, text_fields
+from quality.language import DefaultJudge, SeedJudge
+from quality.structure import Rejection, structure_rejection, text_fields
 
 log = logging.getLogger("filter")
 MODES = ("default", "seed")

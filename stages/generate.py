@@ -1,7 +1,7 @@
 """generate: windows × prompt types → chat training records, through a resumable work store.
 
 A work item is (window, prompt type, generator config). Its result is stored under a hash
-of those (common/work_store.py), so a killed run resumes where it stopped, a new prompt
+of those (synth/work_store.py), so a killed run resumes where it stopped, a new prompt
 type or window generates only what is new, and a changed generator config (model,
 temperature…) regenerates instead of reusing. The output JSONL is rebuilt from the store
 in a fixed order, so it never holds a duplicate and the same store gives the same bytes.
@@ -39,12 +39,12 @@ from pathlib import Path
 
 from common.cli import setup_logging
 from common.io import JsonlError, read_jsonl, write_json, write_jsonl
-from common.llm_openai import OpenAIParams
-from common.llm_transformers import TransformersParams
+from llm.openai_backend import OpenAIParams
+from llm.transformers_backend import TransformersParams
 from common.params import ParamsError, load_section
-from common.prompt_types import PromptType, RegistryError, load_registry
-from common.work_store import DONE, FAILED, WorkStore
-from stages.generate_items import WorkItem, build_backend
+from synth.prompt_types import PromptType, RegistryError, load_registry
+from synth.work_store import DONE, FAILED, WorkStore
+from synth.items import WorkItem, build_backend
 
 log = logging.getLogger("generate")
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if pending:
-            from stages.generate_exec import run_dask, run_local
+            from synth.executors import run_dask, run_local
 
             if params.executor == "dask":
                 outcome = run_dask(pending, windows, types, params, store)

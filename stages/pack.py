@@ -1,6 +1,6 @@
 """pack: lay the tokenized records out as fixed-length training contexts.
 
-Every split of the tokens folder (model/tokens.py format) is packed by model/bin_packing.py:
+Every split of the tokens folder (dataset/token_files.py format) is packed by dataset/bin_packing.py:
 records assigned to contexts of `context_length` tokens by best-fit decreasing, records
 longer than a context split into overlapping pieces or dropped (`long_records`), the context
 order shuffled with `seed`. Each context keeps its record boundaries (doc_ids, positions
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from common.cli import setup_logging
 from common.io import atomic_dir, write_json
 from common.params import ParamsError, load_section
-from model.bin_packing import (
+from dataset.bin_packing import (
     DROP_REASONS,
     SEGMENT_COLUMNS,
     LongRecords,
@@ -44,7 +44,7 @@ from model.bin_packing import (
     n_contexts,
     plan_pieces,
 )
-from model.tokens import load_split
+from dataset.token_files import load_split
 
 log = logging.getLogger("pack")
 

@@ -3,7 +3,7 @@
 Every window becomes `qpt.phrasings_per_window` chat records whose assistant turn is the
 window text and whose user turns come from as many different styles of data/qpt_templates.yaml
 (formal, casual, typo'd, imperative, a bare topic, ...), filled with the window's article,
-section, years and entities (stages/qpt_fields.py). The model sees the same facts asked for in
+section, years and entities (synth/qpt_fields.py). The model sees the same facts asked for in
 many ways, so it learns to answer a question however it is put.
 
 Reproducible: each window draws from its own random.Random seeded with `qpt.seed` and the
@@ -40,8 +40,8 @@ from tqdm import tqdm
 from common.cli import setup_logging
 from common.io import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
-from stages.qpt_entities import build_index
-from stages.qpt_fields import articles_info, proper_nouns, window_fields
+from synth.qpt_entities import build_index
+from synth.qpt_fields import articles_info, proper_nouns, window_fields
 
 log = logging.getLogger("qpt_wrap")
 

@@ -42,7 +42,7 @@ from tqdm import tqdm
 from common.cli import setup_logging
 from common.io import JsonlError, atomic_dir, iter_jsonl_lines, read_jsonl, write_json
 from common.params import ParamsError, load_section
-from model.tokenizer import (
+from dataset.tokenizer import (
     BOS_ID,
     EOS_ID,
     IM_END,

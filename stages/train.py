@@ -41,11 +41,11 @@ import torch
 
 from common.cli import setup_logging
 from common.params import ParamsError, load_section
-from model.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from model.gpt import GPT
-from model.schedule import find_batch_size
-from model.tokenizer import Tokenizer, TokenizerError
-from stages.train_data import DataError, make_batch
+from training.schedule import find_batch_size
+from dataset.tokenizer import Tokenizer, TokenizerError
+from training.batches import DataError, make_batch
 
 log = logging.getLogger("train")
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         params = load_section(args.params, "train", TrainParams)
-        from stages.train_loop import Trainer
+        from training.trainer import Trainer
 
         trainer = Trainer(params, args)
         return trainer.run()

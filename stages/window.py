@@ -28,7 +28,7 @@ from tqdm import tqdm
 from common.cli import setup_logging
 from common.io import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
-from common.sentences import split_sentences
+from corpus.sentences import split_sentences
 
 log = logging.getLogger("window")
 

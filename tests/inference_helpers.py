@@ -9,7 +9,7 @@ import torch
 
 from model.config import GPTConfig
 from model.gpt import GPT
-from model.tokenizer import Tokenizer
+from dataset.tokenizer import Tokenizer
 from tests.conftest import write_params
 from tests.tokenizer_helpers import sample_articles, sample_records, train_tokenizer
 
@@ -31,7 +31,7 @@ def tiny_gpt(vocab_size: int = 97, context_length: int = 48, seed: int = 0) -> G
 
 
 def save_trained_format(model: GPT, path: Path) -> Path:
-    """Write `model` as stages/train_loop.py writes data/model/model.pt."""
+    """Write `model` as training/trainer.py writes data/model/model.pt."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"config": model.config.to_dict(), "model": model.state_dict(), "step": 0, "variant": "test", "params": {}}
     torch.save(state, path)

@@ -50,7 +50,7 @@ _DEFAULT = object()  # "compute the default reply": distinct from content=None (
 def loopback_params(base_url: str, **overrides):
     """OpenAIParams for a client of this server: short timeouts, no key, thinking off; the
     tests and benchmarks override what they exercise."""
-    from common.llm_openai import OpenAIParams  # the server itself does not need the client
+    from llm.openai_backend import OpenAIParams  # the server itself does not need the client
 
     defaults = {
         "base_url": base_url, "model": "loopback-model", "api_key_env": "", "temperature": 0.7, "top_p": 0.8,

@@ -9,7 +9,7 @@ import pytest
 from safetensors.torch import save_file
 
 from model.inference import answer
-from stages import chat
+from tools import chat
 from tests.inference_helpers import build_tokenizer, save_trained_format, tiny_gpt
 
 QUESTION = "Who commanded the 6th Army at Stalingrad?"

@@ -5,8 +5,8 @@ import pytest
 
 from stages import download
 from stages.download import DownloadError, parse_sample_article, split_wiki_sections
-from stages.download_api import fetch_titles
-from stages.download_dump import read_dump, wikitext_to_plain
+from corpus.mediawiki import fetch_titles
+from corpus.wiki_dump import read_dump, wikitext_to_plain
 from tests.conftest import ROOT, write_params
 from tests.mediawiki_server import MediaWikiState, start_server
 
@@ -53,7 +53,7 @@ def test_sample_source_ships_the_corpus_and_reruns_byte_identical(tmp_path, para
 
 
 def test_sample_corpus_is_big_enough_for_the_later_stages():
-    from common.sentences import split_sentences
+    from corpus.sentences import split_sentences
 
     for path in sorted((ROOT / "data/sample").glob("*.md")):
         article = parse_sample_article(path.read_text(), path.name)

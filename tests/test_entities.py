@@ -1,6 +1,6 @@
 import pytest
 
-from common.entities import (
+from synth.entities import (
     KnownPeople,
     find_dates,
     find_entities,
@@ -14,8 +14,8 @@ from common.entities import (
     number_value,
     surnames,
 )
-from common.entity_index import EntityIndex
-from common.gazetteer import load_gazetteer
+from synth.entity_index import EntityIndex
+from synth.gazetteer import load_gazetteer
 
 
 def spans(entities):

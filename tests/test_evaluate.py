@@ -2,10 +2,11 @@ import json
 
 import pytest
 
-from common.judge import Verdict
-from stages import evaluate, pack, tokenize
+from evaluation.judge import Verdict
+from stages import encode as tokenize
+from stages import evaluate, pack
 from stages import train as train_stage
-from stages.evaluate_questions import positional_bias, sample_questions, to_question
+from evaluation.questions import positional_bias, sample_questions, to_question
 from tests.conftest import write_params
 from tests.openai_server import OpenAIServer, error, ok
 from tests.tokenizer_helpers import write_jsonl
@@ -242,7 +243,7 @@ def test_train_articles_are_refused(data):
         "article": "A",
         "messages": [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "B."}],
     }
-    from stages.evaluate_questions import val_questions
+    from evaluation.questions import val_questions
 
     with pytest.raises(ValueError, match="training articles: A"):
         val_questions([question], [{"id": "x", "article": "A"}], {"A"})

@@ -7,9 +7,9 @@ from safetensors.torch import load_file
 
 from model.gpt import GPT
 from model.inference import load_model
-from model.tokenizer import Tokenizer
+from dataset.tokenizer import Tokenizer
 from model.variants import load_variant
-from stages import export
+from tools import export
 from tests.conftest import ROOT, write_params
 from tests.tokenizer_helpers import sample_articles, train_tokenizer
 

@@ -5,9 +5,9 @@ from lingua import Language, LanguageDetectorBuilder
 
 from common.params import load_section
 from stages import filter as filter_stage
-from stages.filter_language import DefaultJudge, SeedJudge, build_detector, split_sentences
-from stages.filter_scripts import char_script
-from stages.filter_structure import structure_rejection, text_fields
+from quality.language import DefaultJudge, SeedJudge, build_detector, split_sentences
+from quality.scripts import char_script
+from quality.structure import structure_rejection, text_fields
 from tests.conftest import ROOT, write_params
 
 LANGUAGES = load_section(ROOT / "params.yaml", "filter", filter_stage.FilterParams).languages

@@ -5,8 +5,8 @@ import subprocess
 import sys
 import time
 
-from common.prompt_types import load_registry
-from common.work_store import DONE, FAILED, WorkStore
+from synth.prompt_types import load_registry
+from synth.work_store import DONE, FAILED, WorkStore
 from stages import generate
 from stages.generate import plan_items, select_types
 from tests.conftest import ROOT, write_params

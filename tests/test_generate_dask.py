@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from common.work_store import DONE, FAILED, WorkStore
+from synth.work_store import DONE, FAILED, WorkStore
 from tests.test_generate import registry, run, setup
 
 distributed = pytest.importorskip("distributed")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from model.checkpoint import capture_rng, save_checkpoint
+from training.checkpoint import capture_rng, save_checkpoint
 from model.inference import (
     CONTEXT_FULL,
     MAX_NEW_TOKENS,

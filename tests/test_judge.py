@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from common.judge import HeuristicJudge, Verdict, extract_names, extract_numbers, summarise, tokens
-from common.judge_llm import LLMJudge, make_judge, parse_verdict
-from common.llm_openai import OpenAIChat
+from evaluation.judge import HeuristicJudge, Verdict, extract_names, extract_numbers, summarise, tokens
+from evaluation.judge_llm import LLMJudge, make_judge, parse_verdict
+from llm.openai_backend import OpenAIChat
 from tests.openai_server import OpenAIServer, error, garbage, loopback_params, ok
 
 WHEN = "When did Paulus surrender at Stalingrad?"

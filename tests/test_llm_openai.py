@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from common.llm import LLMError
-from common.llm_openai import OpenAIChat
+from llm.base import LLMError
+from llm.openai_backend import OpenAIChat
 from tests.openai_server import (
     OpenAIServer,
     default_reply,

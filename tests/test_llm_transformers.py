@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
-from common.llm import LLMError  # noqa: E402
-from common.llm_transformers import ModelLoadError, TransformersChat, TransformersParams  # noqa: E402
+from llm.base import LLMError  # noqa: E402
+from llm.transformers_backend import ModelLoadError, TransformersChat, TransformersParams  # noqa: E402
 from common.params import ParamsError  # noqa: E402
 
 CHATML = (
@@ -286,7 +286,7 @@ def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path
     item lands in failed/ with the model's raw reply: the whole path, end to end."""
     import json
 
-    from common.work_store import WorkStore
+    from synth.work_store import WorkStore
     from stages import generate
     from tests.conftest import write_params
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from model.checkpoint import list_checkpoints
-from stages import orchestrate
+from training.checkpoint import list_checkpoints
+from tools import orchestrate
 from tests.conftest import ROOT
 from tests.train_helpers import build_training_data, train_args
 
@@ -54,7 +54,7 @@ def test_killing_the_orchestrator_loses_nothing(data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # its own process group, so the kill takes the train/evaluate child with it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stages.orchestrate", *args(data, tmp_path)],
+        [sys.executable, "-m", "tools.orchestrate", *args(data, tmp_path)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""model/bin_packing.py (which record goes where) and the pack stage (the arrays on disk)."""
+"""dataset/bin_packing.py (which record goes where) and the pack stage (the arrays on disk)."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.bin_packing import (
+from dataset.bin_packing import (
     best_fit_decreasing,
     context_cu_seqlens,
     fill_contexts,

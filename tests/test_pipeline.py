@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import PACKAGES, ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git for dvc")
 
@@ -28,7 +28,7 @@ def dvc(repo, *args):
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("repo")
-    for name in ("stages", "common", "data/sample"):
+    for name in (*PACKAGES, "data/sample"):
         shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "data/articles.txt"):
         (repo / name).parent.mkdir(parents=True, exist_ok=True)

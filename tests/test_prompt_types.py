@@ -1,6 +1,6 @@
 import pytest
 
-from common.prompt_types import (
+from synth.prompt_types import (
     PARSERS,
     ParseError,
     PromptType,

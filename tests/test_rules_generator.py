@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from common.prompt_types import PARSERS, Parsed, ParseError, PromptType
-from common.rules_generator import FORMATS, SUPPORTED, RulesBackend, Unsupported
-from common.rules_questions import parse_clause, wh_question
+from synth.prompt_types import PARSERS, Parsed, ParseError, PromptType
+from synth.rules_generator import FORMATS, SUPPORTED, RulesBackend, Unsupported
+from synth.rules_questions import parse_clause, wh_question
 from stages.download import parse_sample_article
 from stages.window import article_sentences, window_article
 

@@ -4,7 +4,7 @@ import json
 import pytest
 import sentencepiece as spm
 
-from model.tokenizer import IM_END, IM_START, Tokenizer, TokenizerError
+from dataset.tokenizer import IM_END, IM_START, Tokenizer, TokenizerError
 from stages import tokenizer as stage
 from stages.tokenizer import MONTHS, forced_symbols, forced_terms, read_terms, sample_lines, split_long
 from tests.conftest import ROOT, write_params

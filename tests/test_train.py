@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
-from model.checkpoint import list_checkpoints, load_checkpoint
-from model.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
+from training.checkpoint import list_checkpoints, load_checkpoint
+from training.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
 from stages import train
 from stages.train import memory_fits
-from stages.train_data import Cursor, batch_cu_seqlens
+from training.batches import Cursor, batch_cu_seqlens
 from tests.conftest import ROOT
 from tests.train_helpers import build_training_data, train_args
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from common.sentences import split_sentences
+from corpus.sentences import split_sentences
 from stages import window
 from stages.window import window_article, window_starts
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages import pack, tokenize
+from stages import encode as tokenize
+from stages import pack
 from tests.conftest import write_params
 from tests.tokenizer_helpers import sample_articles, sample_records, train_tokenizer, write_jsonl
 
@@ -14,8 +15,8 @@ def build_training_data(root: Path, **overrides) -> dict[str, Path]:
     """Returns paths: params, tokenizer, tokens, packed, records. `overrides` are dotted params."""
     settings = {
         "tokenizer.vocab_size": 1200,
-        "tokenize.val_fraction": 0.3,
-        "tokenize.seed": 2,
+        "encode.val_fraction": 0.3,
+        "encode.seed": 2,
         "pack.context_length": 128,
         "train.variant": "tiny",
         "train.batch_size": 4,

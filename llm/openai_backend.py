@@ -1,0 +1,200 @@
+"""The `openai` generator backend: chat completions from any OpenAI-compatible server.
+
+vLLM, SGLang, llama.cpp server, Ollama and LM Studio all serve POST {base_url}/chat/completions
+in the OpenAI request/response shape (https://platform.openai.com/docs/api-reference/chat/create).
+We speak it with plain httpx rather than the `openai` SDK so that retries, timeouts and the
+failure reasons are ours: every request either returns the reply text or raises an LLMError
+whose `reason` the generate stage counts in its metrics.
+
+- One httpx.Client is shared by every thread; its pool holds `concurrency` connections, so
+  the executor's in-flight requests reuse keep-alive connections instead of reconnecting.
+- Qwen3 thinks before answering unless its chat template gets enable_thinking=False, which
+  vLLM and SGLang pass through as `chat_template_kwargs`
+  (https://qwen.readthedocs.io/en/latest/deployment/vllm.html). A server that rejects the
+  unknown field (HTTP 400 naming it) is asked again without it, and the client stops sending
+  it; any <think> block in the reply is stripped either way.
+- 429, 5xx, timeouts, dropped connections and unusable 200 replies are retried with
+  exponential backoff, honouring Retry-After; other 4xx fail at once (retrying cannot help).
+
+Example:
+  chat = OpenAIChat(OpenAIParams(base_url="http://127.0.0.1:8000/v1", model="Qwen/Qwen3-4B", ...))
+  text = chat.chat([{"role": "user", "content": "Who commanded the 6th Army?"}])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from llm.base import LLMError, strip_think
+
+log = logging.getLogger("generate.openai")
+
+TEMPLATE_KWARGS_FIELD = "chat_template_kwargs"
+# FastAPI-based servers answer an unexpected field with 422 rather than 400.
+REJECTED_FIELD_STATUSES = {400, 422}
+
+
+@dataclass(frozen=True)
+class OpenAIParams:
+    base_url: str  # server root up to /v1, e.g. "http://127.0.0.1:8000/v1"
+    model: str  # the served model name, e.g. "Qwen/Qwen3-4B" (vLLM --served-model-name)
+    api_key_env: str  # name of the env var holding the key; "" or an unset var: no Authorization header
+    temperature: float  # sampling temperature
+    top_p: float  # nucleus sampling mass
+    max_tokens: int  # reply budget; a reply cut off at it fails as "truncated"
+    timeout_seconds: float  # connect/read/write limit; the reply comes whole, so cover a full generation
+    max_retries: int  # retries after the first attempt, on 429/5xx/timeouts/dropped connections/bad replies
+    backoff_seconds: float  # first retry wait, doubled each attempt (Retry-After wins)
+    max_backoff_seconds: float  # cap on any single wait, Retry-After included
+    enable_thinking: bool  # False: ask Qwen3-style templates not to think (chat_template_kwargs)
+
+
+class OpenAIChat:
+    """A thread-safe ChatBackend for one model on one OpenAI-compatible server."""
+
+    def __init__(self, params: OpenAIParams, concurrency: int = 8, sleep: Callable[[float], None] = time.sleep):
+        if not params.base_url.startswith(("http://", "https://")):
+            # Caught here: httpx would raise UnsupportedProtocol on every attempt, after backoffs.
+            raise ValueError(f"generate.openai.base_url: expected http(s)://host:port/v1, got {params.base_url!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.params = params
+        self.name = f"openai:{params.model}"
+        self.sleep = sleep
+        self.url = params.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Accept": "application/json"}
+        api_key = os.environ.get(params.api_key_env, "") if params.api_key_env else ""
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(
+            headers=headers,
+            # pool=None: a thread waiting for a free connection is not the server's fault, so
+            # that wait must never turn into a "timeout" failure.
+            timeout=httpx.Timeout(params.timeout_seconds, pool=None),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._lock = threading.Lock()
+        self._send_template_kwargs = not params.enable_thinking
+
+    def fingerprint(self) -> dict:
+        # Not the url or the key: the same model served elsewhere gives the same items.
+        return {
+            "model": self.params.model,
+            "temperature": self.params.temperature,
+            "top_p": self.params.top_p,
+            "max_tokens": self.params.max_tokens,
+            "enable_thinking": self.params.enable_thinking,
+        }
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OpenAIChat:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _body(self, messages: list[dict[str, str]], with_template_kwargs: bool) -> dict:
+        body = {
+            "model": self.params.model,
+            "messages": messages,
+            "temperature": self.params.temperature,
+            "top_p": self.params.top_p,
+            "max_tokens": self.params.max_tokens,
+        }
+        if with_template_kwargs:
+            body[TEMPLATE_KWARGS_FIELD] = {"enable_thinking": False}
+        return body
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return max(0.0, min(float(retry_after), self.params.max_backoff_seconds))
+            except ValueError:
+                pass  # an HTTP-date Retry-After: fall back to our own schedule
+        return min(self.params.backoff_seconds * 2**attempt, self.params.max_backoff_seconds)
+
+    def _stop_sending_template_kwargs(self, error_text: str) -> None:
+        with self._lock:  # many threads may hit the same 400 at once; warn once
+            if not self._send_template_kwargs:
+                return
+            self._send_template_kwargs = False
+        log.warning(
+            "server=%s rejects=%s action=resend_without_it thinking_not_disabled=1 error=%r",
+            self.params.base_url,
+            TEMPLATE_KWARGS_FIELD,
+            error_text[:200],
+        )
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        """The assistant's reply, <think> blocks removed; raises LLMError when it fails for good."""
+        attempt = 0
+        while True:
+            with_template_kwargs = self._send_template_kwargs
+            retry_after: str | None = None
+            try:
+                response = self._http.post(self.url, json=self._body(messages, with_template_kwargs))
+            except httpx.TimeoutException as exc:  # before TransportError: it is one
+                reason, problem = "timeout", f"{type(exc).__name__}: {exc}"
+            except httpx.TransportError as exc:  # refused, reset, dropped without an answer
+                reason, problem = "connection", f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    choice = first_choice(response)
+                    if choice is not None:
+                        return self._reply_text(choice)
+                    reason, problem = "bad_response", f"no usable choices in reply: {response.text[:200]!r}"
+                elif status == 429 or status >= 500:
+                    reason, problem = f"http_{status}", response.text[:200]
+                    retry_after = response.headers.get("Retry-After")
+                elif (
+                    status in REJECTED_FIELD_STATUSES
+                    and with_template_kwargs
+                    and TEMPLATE_KWARGS_FIELD in response.text
+                ):
+                    self._stop_sending_template_kwargs(response.text)
+                    continue  # a resend without the field, not a retry: no wait, no attempt used
+                else:
+                    raise LLMError(f"http_{status}", f"{self.url}: {response.text[:200]}")
+            if attempt >= self.params.max_retries:
+                raise LLMError(reason, f"{self.url}: gave up after {attempt + 1} attempts: {problem}")
+            wait = self._backoff(attempt, retry_after)
+            log.warning("retry=%d reason=%s wait_s=%.2f problem=%r", attempt + 1, reason, wait, problem)
+            self.sleep(wait)
+            attempt += 1
+
+    def _reply_text(self, choice: dict) -> str:
+        # Servers with a reasoning parser move the thinking to message.reasoning_content:
+        # only `content` is the answer, so that field is ignored.
+        content = choice["message"].get("content") or ""
+        if choice.get("finish_reason") == "length":
+            raise LLMError("truncated", f"reply reached max_tokens={self.params.max_tokens}", raw=content)
+        text = strip_think(content)
+        if not text:
+            raise LLMError("empty_reply", "no answer left after removing <think> blocks", raw=content)
+        return text
+
+
+def first_choice(response: httpx.Response) -> dict | None:
+    """choices[0] of a chat completion, or None when the body is not one (a proxy's HTML page,
+    an error object sent with 200, a choice without a message)."""
+    try:
+        data = response.json()
+    except ValueError:  # JSONDecodeError, or bytes that are not even UTF-8
+        return None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("content"), str | None):
+        return None
+    return choices[0]

@@ -1,0 +1,281 @@
+"""Is this text English? The two rules of the filter stage, each judging many texts per call.
+
+`SeedJudge` (`filter.mode: seed`) is the seed project's rule, kept for comparison: lingua
+built for English and Chinese only must give English a confidence of exactly 1.0, and no
+character may lie in U+4E00–U+9FFF. With two languages loaded any Latin-script text is
+"English" (German and French score 1.0 and pass), a text without letters scores 0.0 ("1944"
+is rejected), and kana, hangul or CJK extension ideographs are not looked for.
+
+`DefaultJudge` (`filter.mode: default`) asks three questions, cheapest first, and names the
+reason of every rejection:
+1. Script (filter_scripts.py, check "script:<Script>"): an allow-list of Latin letters with
+   any diacritic, combining marks and Common punctuation, digits and symbols. Han (and its
+   extensions), kana, hangul, Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai... fail, and
+   so do fullwidth forms, CJK punctuation and homoglyphs (a Cyrillic "а" in "Stalingrad").
+2. Words, per sentence (filter_words.py, check "language:<Language>"). Each sentence is split
+   into words; capitalised words are names (or German nouns) and are set aside, as are name
+   particles before them ("von Manstein", "de Gaulle", "El Alamein"), except a function word
+   that starts a sentence before a lower-case word ("Das ist richtig", not "Das Reich"). Of
+   the rest, the function words of German, French, Spanish, Italian, Portuguese, Dutch and
+   Polish that English never uses are counted ("und", "est", "una", "het", "się"; never
+   "die", "war", "in", "is"), and so are English function words ("the", "which", "were").
+   Two foreign ones, more than the English ones, fail the sentence; so does a single foreign
+   answer word or copula ("Ja.", "Vrai.", "Falso.", "ist") with no English function word, or
+   a Polish inflected ending ("-ą", "-ę") that names never have.
+3. lingua, per sentence with fewer than `english_override` English function words and at
+   least one word left after the names are set aside. Lingua alone is wrong on English full
+   of names: "The Führer ordered the Wehrmacht to hold Düsseldorf." is German 0.88, "Who was
+   Władysław Sikorski?" is Polish 0.99, "Yes." is Tsonga. So lingua scores each sentence twice,
+   as written and as its plain words only ("ordered the to hold"), and the sentence fails
+   when either view prefers another language over English by `min_margin` while the plain
+   view does not prefer English (a tie within 0.01 counts as English). A plain view of fewer than `masked_min_words` words is too
+   short to reject on its own ("squadron hit" is Italian) and may only veto.
+Short answers (a name, a year, "Yes.", "True", "Operation Barbarossa") pass: they have no
+foreign words, and their plain view is empty or English. A quoted phrase inside a sentence of
+three or more words is set aside like a name ('The motto was "Gott mit uns".'); a bare foreign
+phrase as the whole answer ("Gott mit uns") cannot be told from a drifting model and fails.
+
+Every sentence that needs lingua, across a whole batch of texts, goes to lingua in one call
+of its parallel API. Every failure is a Verdict(check, detail); the detail names the
+character, the words or the scores that decided it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lingua import Language, LanguageDetector, LanguageDetectorBuilder
+
+from quality.scripts import first_foreign_char
+from quality.words import (
+    ANSWER_WORDS,
+    ELISIONS,
+    ENGLISH_WORDS,
+    FOREIGN_WORDS,
+    INFLECTIONS,
+    NAME_ARTICLES,
+    NAME_PARTICLES,
+)
+
+# Words of letters (with inner apostrophes and hyphens); "6th" and "1940s" are not words.
+WORD = re.compile(r"(?<!\w)[^\W\d_]+(?:['’\-][^\W\d_]+)*(?!\w)")
+# A sentence ends at . ! ? ; or a line break, but not after an initial ("Dwight D.
+# Eisenhower") or a title ("Lt. Gen.", "No. 227"): a name cut in two would become two short
+# fragments that say nothing about their language.
+SENTENCE_END = re.compile(r"[.!?;]+[\"'”’)\]]*\s+|\n+")
+NOT_AN_END = re.compile(
+    r"(?:\b[A-Za-z]|\b\d{1,2}|\b(?:No|St|Lt|Mt|Dr|Mr|Mrs|Gen|Col|Maj|Capt|Adm|Sgt|Cpl|Pte|Fr|Jr|Sr|vs|Vol|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec))\.$"
+)
+QUOTED = re.compile(r'"[^"]+"|“[^”]+”|„[^“”]+[“”]|«[^»]+»|‘[^’]+’')
+HAN_SEED = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a text fails: check "script:Han" / "language:German" / "seed:...", detail for humans."""
+
+    check: str
+    detail: str
+
+
+@functools.lru_cache(maxsize=4)
+def build_detector(languages: tuple[str, ...]) -> LanguageDetector:
+    """One lingua detector per language set and process: building and loading the models
+    costs seconds and hundreds of MB, so stages, tests and the bench share this cache."""
+    chosen = [Language.from_str(name) for name in languages]
+    return LanguageDetectorBuilder.from_languages(*chosen).with_preloaded_language_models().build()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Cheap sentence split for language judging; pysbd (corpus/sentences.py) is exact but
+    about 100x slower, and a missed split here only makes a sentence longer."""
+    sentences, start = [], 0
+    for match in SENTENCE_END.finditer(text):
+        if "\n" not in match.group() and NOT_AN_END.search(text[start : match.start() + 1]):
+            continue
+        sentences.append(text[start : match.start() + len(match.group().rstrip())])
+        start = match.end()
+    sentences.append(text[start:])
+    return [s.strip() for s in sentences if s.strip()]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The function words of one sentence, and the words lingua should see."""
+
+    sentence: str  # as written, without quoted phrases
+    english: int  # English function words
+    foreign: tuple[tuple[str, tuple[str, ...]], ...]  # (word, languages) of each foreign function word
+    answer_words: tuple[tuple[str, tuple[str, ...]], ...]  # foreign yes/no/true/false words, copulas
+    masked: tuple[str, ...]  # the words that are not names: lower case, or a first function word
+
+    def foreign_language(self, lingua_values: list) -> str | None:
+        """Of the languages the foreign words belong to ("la" is French, Spanish and Italian),
+        the one lingua rates highest on the whole sentence; then the most words, the alphabet."""
+        counts: dict[str, int] = {}
+        for _, languages in self.foreign + self.answer_words:
+            for language in languages:
+                counts[language] = counts.get(language, 0) + 1
+        if not counts:
+            return None
+        confidence = {v.language.name.title(): v.value for v in lingua_values}
+        return min(counts, key=lambda lang: (-confidence.get(lang, 0.0), -counts[lang], lang))
+
+
+def sentence_evidence(sentence: str) -> Evidence:
+    words = WORD.findall(sentence)
+    in_name = [False] * len(words)  # particles that belong to the name after them
+    for i in range(len(words) - 2, -1, -1):
+        following = words[i + 1]
+        lower = words[i].lower()
+        particle = lower in NAME_PARTICLES or (
+            lower in NAME_ARTICLES and i > 0 and words[i - 1].lower() in NAME_PARTICLES
+        )
+        in_name[i] = particle and (following[0].isupper() or in_name[i + 1])
+    english, foreign, answers, masked = 0, [], [], []
+    for i, word in enumerate(words):
+        lower = word.lower()
+        english += lower in ENGLISH_WORDS
+        if lower[-1] in INFLECTIONS and not word.isupper():  # "Dowodził Flotą Pacyfiku."
+            answers.append((f"-{lower[-1]} ({word})", INFLECTIONS[lower[-1]]))
+        if in_name[i]:
+            continue
+        # A capitalised word is a name or a German noun, except a function word that starts
+        # the sentence ("Das ist richtig", not "Das Reich").
+        sentence_start = i == 0 and (i + 1 == len(words) or words[i + 1][0].islower())
+        if word[0].isupper() and not sentence_start:
+            continue
+        if lower in ANSWER_WORDS:
+            answers.append((lower, ANSWER_WORDS[lower]))
+        elif lower in FOREIGN_WORDS:
+            foreign.append((lower, FOREIGN_WORDS[lower]))
+        prefix = re.split(r"['’]", lower, maxsplit=1)[0]
+        if prefix != lower and prefix in ELISIONS:  # l'armée, c'est, dell'Unione
+            foreign.append((prefix + "'", ELISIONS[prefix]))
+        if word[0].islower() or lower in ENGLISH_WORDS or lower in FOREIGN_WORDS or lower in ANSWER_WORDS:
+            masked.append(word)
+    return Evidence(sentence, english, tuple(foreign), tuple(answers), tuple(masked))
+
+
+class SeedJudge:
+    """The seed's rule: English confidence exactly `min_confidence` and no U+4E00–U+9FFF."""
+
+    def __init__(self, min_confidence: float = 1.0):
+        self.min_confidence = min_confidence
+        self.detector = build_detector(("ENGLISH", "CHINESE"))
+
+    def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
+        verdicts: list[Verdict | None] = [None] * len(texts)
+        todo = []
+        for i, text in enumerate(texts):
+            match = HAN_SEED.search(text)
+            if match:
+                verdicts[i] = Verdict(
+                    "seed:han", f"U+{ord(match.group()):04X} {match.group()!r} at char {match.start()}"
+                )
+            else:
+                todo.append(i)
+        batch = [texts[i] for i in todo]
+        if parallel:
+            scores = self.detector.compute_language_confidence_in_parallel(batch, Language.ENGLISH)
+        else:
+            scores = [self.detector.compute_language_confidence(t, Language.ENGLISH) for t in batch]
+        for i, score in zip(todo, scores, strict=True):
+            if score < self.min_confidence:
+                verdicts[i] = Verdict("seed:english_confidence", f"english={score:.4f} < {self.min_confidence}")
+        return verdicts
+
+
+class DefaultJudge:
+    """Script, then function words, then lingua (see the module docstring)."""
+
+    def __init__(self, languages: Sequence[str], min_margin: float, masked_min_words: int, english_override: int):
+        if "ENGLISH" not in languages:
+            raise ValueError("filter.languages must include ENGLISH")
+        self.detector = build_detector(tuple(languages))
+        self.min_margin = min_margin
+        self.masked_min_words = masked_min_words
+        self.english_override = english_override
+
+    def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
+        """Verdicts in input order; every sentence that needs lingua goes to it in one batch."""
+        verdicts: list[Verdict | None] = [None] * len(texts)
+        pending: list[tuple[int, Evidence]] = []  # sentences waiting for lingua
+        worded: dict[int, tuple[Evidence, str]] = {}  # texts rejected by a sentence's words
+        for i, text in enumerate(texts):
+            found = first_foreign_char(text)
+            if found:
+                script, position, char = found
+                verdicts[i] = Verdict(f"script:{script}", f"U+{ord(char):04X} {char!r} at char {position}")
+                continue
+            # A quoted phrase in an English sentence is a name or a citation ('The motto was
+            # "Gott mit uns".'): set aside like a name when the sentence around it has words
+            # enough to judge ('Paulus. "Er kapitulierte."' is judged whole).
+            unquoted = QUOTED.sub(" ", text)
+            quotes_aside = len(WORD.findall(unquoted)) >= self.masked_min_words
+            for sentence in split_sentences(unquoted if quotes_aside else text):
+                evidence = sentence_evidence(sentence)
+                reason = self._by_words(evidence)
+                if reason:
+                    worded[i] = (evidence, reason)
+                    break
+                if evidence.masked and evidence.english < self.english_override:
+                    pending.append((i, evidence))
+        pending = [(i, ev) for i, ev in pending if i not in worded]
+        # Each sentence twice: as written (what lingua is trained on) and without its names;
+        # sentences already rejected by their words only to name the language.
+        batch = [ev.sentence for _, ev in pending] + [" ".join(ev.masked) for _, ev in pending]
+        batch += [ev.sentence for ev, _ in worded.values()]
+        if parallel:
+            scores = self.detector.compute_language_confidence_values_in_parallel(batch)
+        else:
+            scores = [self.detector.compute_language_confidence_values(text) for text in batch]
+        for k, (i, evidence) in enumerate(pending):
+            if verdicts[i] is None:
+                verdicts[i] = self._by_lingua(evidence, scores[k], scores[len(pending) + k])
+        for (i, (evidence, reason)), values in zip(worded.items(), scores[2 * len(pending) :], strict=True):
+            verdicts[i] = Verdict(f"language:{evidence.foreign_language(values)}", reason)
+        return verdicts
+
+    def _by_words(self, evidence: Evidence) -> str | None:
+        """Why the words alone reject the sentence, or None."""
+        foreign = evidence.foreign + evidence.answer_words
+        words = ", ".join(word for word, _ in foreign)
+        if evidence.answer_words and evidence.english == 0:
+            return f"foreign answer word: {words}"
+        if len(foreign) >= 2 and len(foreign) > evidence.english:
+            return f"foreign function words: {words}; English ones: {evidence.english}"
+        return None
+
+    def _by_lingua(self, evidence: Evidence, full: list, masked: list) -> Verdict | None:
+        """Reject when lingua prefers another language by `min_margin`, on the sentence as
+        written or on its words without the names, and the view without names does not
+        prefer English (names alone make lingua call "Who was Władysław Sikorski?" Polish)."""
+        if masked[0].language == Language.ENGLISH or _margin(masked) < TIE:
+            return None  # the words without names are English, or tie with it ("but")
+        margins = [(_margin(view), view[0].language) for view in (full, masked)]
+        # One or two words without names are too little for lingua to judge on their own
+        # ("squadron hit" is Italian +0.18); they may only veto a rejection (above).
+        usable = margins if len(evidence.masked) >= self.masked_min_words else margins[:1]
+        margin, language = max(usable, key=lambda m: m[0])
+        if margin < self.min_margin or language == Language.ENGLISH:
+            return None
+        name = evidence.foreign_language(full) or language.name.title()
+        (full_margin, full_top), (masked_margin, masked_top) = margins
+        return Verdict(
+            f"language:{name}",
+            f"lingua: as written {full_top.name.title()} +{full_margin:.2f} over English, "
+            f"without names {masked_top.name.title()} +{masked_margin:.2f} on {' '.join(evidence.masked)!r}",
+        )
+
+
+TIE = 0.01  # lingua scores this close to English's are a tie, not a preference
+
+
+def _margin(values: list) -> float:
+    """How far lingua's favourite language is ahead of English (0.0 when it is English)."""
+    english = next(v.value for v in values if v.language == Language.ENGLISH)
+    return values[0].value - english
