@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench lint chat orchestrate clean-venv
+.PHONY: setup repro test test-fast deps bench lint chat orchestrate clean-venv
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ repro: setup
 
 test: setup
 	$(BIN)/python -m pytest -q tests
+
+# The quick lane while editing (under a minute on 2 cores): everything not marked slow.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# dvc.yaml's code deps derived from the import graph (--check fails when they drift).
+deps: setup
+	$(BIN)/python -m tools.deps --write
 
 bench: setup
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python -m bench.$$(basename $$script .py) || exit 1; done

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from common.params import load_section
-from stages.filter import FilterParams, build_judges, judge_records
+from quality.filter import FilterParams, build_judges, judge_records
 from quality.structure import Rejection, structure_rejection, text_fields
 
 ROOT = Path(__file__).resolve().parent.parent

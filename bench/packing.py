@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 from dataset.bin_packing import fill_contexts, layout_segments, n_contexts, plan_pieces
+from dataset.token_files import load_split
 from model.config import GPTConfig
 from model.gpt import GPT
 from model.packing import cu_seqlens_from_positions
-from dataset.token_files import load_split
 from model.variants import load_variant
 
 GOAL_RATIO = 3.0

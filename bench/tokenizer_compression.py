@@ -29,7 +29,7 @@ from pathlib import Path
 
 from common.params import load_section
 from dataset.tokenizer import IM_END, IM_START, Tokenizer
-from stages.tokenizer import (
+from dataset.tokenizer_training import (
     TokenizerParams,
     article_lines,
     forced_symbols,

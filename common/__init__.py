@@ -1,1 +1,0 @@
-"""Small helpers that two or more stages really share: params, atomic io, JSONL, logging."""

@@ -9,6 +9,11 @@ from common.params import ParamsError
 DEVICES = ("auto", "cpu", "cuda")
 
 
+class ModelLoadError(ValueError):
+    """A model cannot be loaded on this device: its files are missing, incomplete or unusable,
+    or the device it asks for is not there. Raised by our GPT's loader and the transformers backend."""
+
+
 def pick_device(requested: str, key: str, local_rank: int = 0) -> torch.device:
     """`auto` takes CUDA when torch sees it, else the CPU; `cuda` without a GPU is an error
     naming the params key (e.g. "train.device"). `local_rank` picks a DDP rank's GPU."""

@@ -23,8 +23,8 @@ from urllib.parse import quote
 import httpx
 from tqdm import tqdm
 
-from common.io import atomic_write
-from stages.download import DownloadError, DownloadParams, split_wiki_sections
+from common.files import atomic_write
+from corpus.articles import DownloadError, DownloadParams, split_wiki_sections
 
 log = logging.getLogger("download.api")
 

@@ -19,7 +19,7 @@ import mwxml
 from mwparserfromhell.nodes import Text
 from tqdm import tqdm
 
-from stages.download import DownloadError, split_wiki_sections
+from corpus.articles import DownloadError, split_wiki_sections
 
 log = logging.getLogger("download.dump")
 

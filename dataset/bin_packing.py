@@ -1,6 +1,6 @@
 """Pack tokenized records into fixed-length contexts: which record goes where, and the arrays.
 
-Records (the tokenize format, dataset/token_files.py: flat ids + loss mask + offsets) are assigned
+Records (the encode format, dataset/token_files.py: flat ids + loss mask + offsets) are assigned
 to contexts of T tokens by best-fit decreasing (longest first, each into the fullest context
 that still has room), which packs near-optimally when short records are plentiful enough to
 fill the gaps left by long ones (first- and best-fit decreasing use at most 11/9 OPT + O(1)

@@ -1,6 +1,6 @@
 """ChatML rendering and encoding with the training loss mask.
 
-A conversation renders as (DESIGN.md):
+A conversation renders as (README.md, "Stage reference: encode"):
   <|im_start|>user\\n{q}<|im_end|>\\n<|im_start|>assistant\\n{a}<|im_end|>\\n
 
 It is encoded segment by segment (tag ids, role header, content, tag, newline), so each tag

@@ -4,7 +4,9 @@ One split (train or val) in a tokens folder is three .npy files:
   {split}.ids.npy      uint16 (vocab <= 65536) or uint32: every record's ids, concatenated
   {split}.mask.npy     uint8, same length: 1 where the loss is taken (dataset/chatml.py)
   {split}.offsets.npy  int64, n_records + 1: record i is ids[offsets[i]:offsets[i + 1]]
-plus {split}.records.jsonl ({"id", "article"} per record, in the same order) and meta.json.
+plus {split}.records.jsonl ({"id", "article"} per record, in the same order) and meta.json
+(vocab_size, dtype, im_start_id, im_end_id, pad_id, val_fraction, seed, splits: tokens_meta,
+read back by read_pad_id).
 
 `SplitWriter` streams records to raw files and converts them to .npy at the end, so memory
 stays flat however many tokens there are; `load_split` opens the arrays with mmap_mode="r".
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = ("train", "val")
+META_FILE = "meta.json"
 COPY_CHUNK = 1 << 24  # elements per copy from the raw file into the .npy
 
 
@@ -98,10 +101,37 @@ def load_split(folder: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, 
     paths = split_paths(folder, split)
     for path in paths.values():
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found (run the tokenize stage first)")
+            raise FileNotFoundError(f"{path}: not found (run the encode stage first)")
     ids = np.load(paths["ids"], mmap_mode="r")
     mask = np.load(paths["mask"], mmap_mode="r")
     offsets = np.load(paths["offsets"], mmap_mode="r")
     if len(ids) != len(mask) or offsets[-1] != len(ids):
         raise ValueError(f"{folder}: {split} arrays disagree (ids {len(ids)}, mask {len(mask)}, end {offsets[-1]})")
     return ids, mask, offsets
+
+
+def tokens_meta(
+    vocab_size: int, dtype: np.dtype, special_ids: dict[str, int], val_fraction: float, seed: int, splits: dict
+) -> dict:
+    """meta.json of a tokens folder; `special_ids` holds im_start_id, im_end_id and pad_id."""
+    return {
+        "vocab_size": vocab_size,
+        "dtype": np.dtype(dtype).name,
+        **special_ids,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "splits": splits,
+    }
+
+
+def read_pad_id(folder: str | Path) -> int:
+    """The tokenizer's pad id from the tokens meta.json, else 0 (a folder without meta.json).
+    Raises ValueError naming the file when meta.json is not a JSON object or pad_id is bad."""
+    path = Path(folder) / META_FILE
+    try:
+        pad_id = json.loads(path.read_text(encoding="utf-8")).get("pad_id", 0) if path.exists() else 0
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a JSON object: {exc}") from exc
+    if not isinstance(pad_id, int) or pad_id < 0:
+        raise ValueError(f"{path}: pad_id must be a non-negative int, got {pad_id!r}")
+    return pad_id

@@ -8,7 +8,7 @@ is missing or not a SentencePiece model.
 Ids: 0 `<unk>` (never produced: byte fallback), 1 `<s>`, 2 `</s>`, 3 `<pad>`, 4 `<|im_start|>`,
 5 `<|im_end|>`, then the other forced symbols, the 256 byte pieces and the learned pieces.
 `eos_id` is `<|im_end|>`: a chat model stops at the end of its turn, and that is the token the
-loss mask trains it to emit (DESIGN.md).
+loss mask trains it to emit (README.md, "Stage reference: encode").
 
 decode(encode(x)) == x for any text (byte fallback, identity normalization, whitespace kept)
 except one character: a literal "▁" (U+2581) in the input decodes as a space, because

@@ -252,7 +252,11 @@ def closed_check(
 
 
 class HeuristicJudge:
-    """Token recall plus hard checks on labels, options, years, numbers and names."""
+    """A Judge (evaluation/judges.py): token recall plus hard checks on labels, options,
+    years, numbers and names."""
+
+    name = "heuristic"
+    max_in_flight = 1  # pure CPU: threads would only contend for the GIL
 
     def __init__(
         self,
@@ -265,6 +269,9 @@ class HeuristicJudge:
         self.min_overlap = min_overlap
         self.max_foreign_years = max_foreign_years
         self.max_foreign_numbers = max_foreign_numbers
+
+    def close(self) -> None:
+        """Nothing to release: the Judge protocol's close."""
 
     def grade(
         self,

@@ -1,6 +1,6 @@
 """The LLM judge: a chat backend shown the source window, question, reference and student
-answer writes an explanation and a verdict, parsed robustly; plus `make_judge`, the factory
-for both judges. An unparseable verdict is UNPARSED and a failed request ERROR: neither is
+answer writes an explanation and a verdict, parsed robustly (evaluation/judges.py builds
+it). An unparseable verdict is UNPARSED and a failed request ERROR: neither is
 ever a pass (evaluation/judge.py summarise counts them as not passed).
 """
 
@@ -10,9 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from evaluation.judge import HeuristicJudge, Verdict
+from evaluation.judge import Verdict
 from llm.base import ChatBackend, LLMError, strip_think
-from llm.openai_backend import OpenAIChat, OpenAIParams
 
 JUDGE_PROMPT = """\
 You are grading a student's answer to a World War II history question.
@@ -66,11 +65,17 @@ def parse_verdict(reply: str) -> tuple[str, str]:
 
 
 class LLMJudge:
-    """Asks a chat backend for an explanation and a verdict (JUDGE_PROMPT)."""
+    """A Judge (evaluation/judges.py) that asks a chat backend for an explanation and a
+    verdict (JUDGE_PROMPT); `max_in_flight` answers are graded at once."""
 
-    def __init__(self, backend: ChatBackend, prompt: str = JUDGE_PROMPT):
+    def __init__(self, backend: ChatBackend, prompt: str = JUDGE_PROMPT, max_in_flight: int = 1):
         self.backend = backend
         self.prompt = prompt
+        self.name = backend.name
+        self.max_in_flight = max_in_flight
+
+    def close(self) -> None:
+        self.backend.close()
 
     def grade(
         self,
@@ -94,32 +99,3 @@ class LLMJudge:
             return Verdict("ERROR", str(exc), None, details | {"reason": exc.reason})
         verdict, explanation = parse_verdict(reply)
         return Verdict(verdict, explanation, None, details | {"raw": reply})
-
-
-# --- factory ---------------------------------------------------------------------------
-
-
-def make_judge(
-    kind: str,
-    *,
-    backend: ChatBackend | None = None,
-    backend_params: OpenAIParams | Any = None,
-    concurrency: int = 8,
-    **heuristic: Any,
-) -> HeuristicJudge | LLMJudge:
-    """A judge of `kind`: "heuristic" (keywords go to HeuristicJudge) or "llm" on `backend`, or
-    on one built from `backend_params` (OpenAIParams or TransformersParams)."""
-    if kind == "heuristic":
-        return HeuristicJudge(**heuristic)
-    if kind != "llm":
-        raise ValueError(f"judge kind must be 'heuristic' or 'llm', got {kind!r}")
-    if backend is not None:
-        return LLMJudge(backend)
-    if isinstance(backend_params, OpenAIParams):
-        return LLMJudge(OpenAIChat(backend_params, concurrency=concurrency))
-    if backend_params is not None:
-        from llm.transformers_backend import TransformersChat, TransformersParams  # torch: only when needed
-
-        if isinstance(backend_params, TransformersParams):
-            return LLMJudge(TransformersChat(backend_params))
-    raise ValueError(f"an llm judge needs a backend, OpenAIParams or TransformersParams, got {backend_params!r}")

@@ -1,7 +1,7 @@
 """The pure half of the evaluate stage: which held-out questions to ask, and what the grades add up to.
 
 Questions are the val split's chat records (data/tokens/val.records.jsonl: articles the model
-never trained on, chosen by the tokenize stage) looked up by id in data/shuffled.jsonl. Only
+never trained on, chosen by the encode stage) looked up by id in data/shuffled.jsonl. Only
 `qa` and `contrastive` records are graded: their reference is a short answer to one question.
 `qpt` records are left out, because their "reference" is a whole 8-sentence window answering
 "Tell me about X": no PASS/FAIL judge can say whether an answer covers the right 8 sentences,
@@ -56,7 +56,7 @@ def val_questions(records: Iterable[dict], val_index: Sequence[dict], train_arti
     if missing:
         raise ValueError(
             f"{len(missing)} val record(s) not in the records file (first: {missing[0]}); "
-            "pass the records the tokenize stage read"
+            "pass the records the encode stage read"
         )
     questions = [to_question(by_id[row["id"]]) for row in val_index if by_id[row["id"]].get("kind") in GRADED_KINDS]
     leaked = sorted({q["article"] for q in questions} & train_articles)

@@ -1,4 +1,4 @@
-"""What every generator backend shares: the chat interface, its error type, reply cleanup.
+"""What every LLM backend shares: the ChatBackend protocol, its error type, reply cleanup.
 
 A chat backend turns a list of {"role", "content"} messages into the assistant's reply
 text. Backends are called from many threads at once (the local executor keeps
@@ -8,7 +8,7 @@ text. Backends are called from many threads at once (the local executor keeps
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 THINK_BLOCK = re.compile(r"<think>.*?</think>\s*", re.DOTALL | re.IGNORECASE)
 UNCLOSED_THINK = re.compile(r"<think>.*", re.DOTALL | re.IGNORECASE)
@@ -25,7 +25,14 @@ class LLMError(RuntimeError):
 
 
 class ChatBackend(Protocol):
+    """The one interface of every backend: the chat models (openai, transformers), the rules
+    generator and a user's `package.module:factory`. Subclass it to inherit the defaults of
+    `max_in_flight`, `compose` and `close`."""
+
     name: str  # "openai:Qwen/Qwen3-4B", "transformers:/models/x": goes into record meta
+    # At most this many calls at once; None: as many as the caller keeps in flight
+    # (generate.concurrency). 1: pure CPU work that threads cannot speed up.
+    max_in_flight: int | None = None
 
     def chat(self, messages: list[dict[str, str]]) -> str: ...
 
@@ -33,6 +40,16 @@ class ChatBackend(Protocol):
         """Everything that changes the output (model, temperature, max tokens...): part of
         each work item's key, so a new generator config regenerates instead of reusing."""
         ...
+
+    def compose(self, task: Any, window: dict) -> str | None:
+        """A backend that writes a generate item's reply itself, without a prompt (the rules
+        generator), returns it here; a chat model returns None and is prompted through chat().
+        `task` is the item's prompt type."""
+        return None
+
+    def close(self) -> None:
+        """Release connections, threads, the model; the default has nothing to release."""
+        return None
 
 
 def strip_think(text: str) -> str:

@@ -28,11 +28,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 
-from llm.base import LLMError, strip_think
+from llm.base import ChatBackend, LLMError, strip_think
+from llm.params import OpenAIParams
 
 log = logging.getLogger("generate.openai")
 
@@ -41,22 +41,7 @@ TEMPLATE_KWARGS_FIELD = "chat_template_kwargs"
 REJECTED_FIELD_STATUSES = {400, 422}
 
 
-@dataclass(frozen=True)
-class OpenAIParams:
-    base_url: str  # server root up to /v1, e.g. "http://127.0.0.1:8000/v1"
-    model: str  # the served model name, e.g. "Qwen/Qwen3-4B" (vLLM --served-model-name)
-    api_key_env: str  # name of the env var holding the key; "" or an unset var: no Authorization header
-    temperature: float  # sampling temperature
-    top_p: float  # nucleus sampling mass
-    max_tokens: int  # reply budget; a reply cut off at it fails as "truncated"
-    timeout_seconds: float  # connect/read/write limit; the reply comes whole, so cover a full generation
-    max_retries: int  # retries after the first attempt, on 429/5xx/timeouts/dropped connections/bad replies
-    backoff_seconds: float  # first retry wait, doubled each attempt (Retry-After wins)
-    max_backoff_seconds: float  # cap on any single wait, Retry-After included
-    enable_thinking: bool  # False: ask Qwen3-style templates not to think (chat_template_kwargs)
-
-
-class OpenAIChat:
+class OpenAIChat(ChatBackend):
     """A thread-safe ChatBackend for one model on one OpenAI-compatible server."""
 
     def __init__(self, params: OpenAIParams, concurrency: int = 8, sleep: Callable[[float], None] = time.sleep):

@@ -38,57 +38,26 @@ from typing import Any
 
 import torch
 
-from llm.base import LLMError, strip_think
+from common.devices import ModelLoadError, pick_device
 from common.params import ParamsError
+from llm.base import ChatBackend, LLMError, strip_think
+from llm.params import TransformersParams
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # Small files that change what the model outputs; hashed into the fingerprint. The weights
 # themselves are not hashed (gigabytes): a different checkpoint must live under another name.
 FINGERPRINT_FILES = ("config.json", "generation_config.json")
 
 
-@dataclass(frozen=True)
-class TransformersParams:
-    model_path: str  # a local model directory (config.json, weights, tokenizer with a chat template)
-    batch_size: int  # max prompts per generate call
-    batch_wait_ms: float  # how long the batcher waits to fill a batch after the first request
-    max_new_tokens: int  # a reply that needs more is an LLMError("truncated")
-    temperature: float  # 0 = greedy
-    top_p: float  # nucleus sampling mass; only used when temperature > 0
-    device: str  # auto | cpu | cuda (auto = cuda when available)
-    dtype: str  # auto | float32 | bfloat16 (auto = bf16 on CUDA, fp32 on CPU)
-    enable_thinking: bool  # passed to the chat template (Qwen3 reasoning); stripped from replies anyway
-    seed: int  # seeds sampling, so a rerun with the same request order repeats itself
-
-    def __post_init__(self) -> None:
-        # Fail at params load, before minutes of weight loading, with the key's name.
-        checks = [
-            ("batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("batch_wait_ms", self.batch_wait_ms >= 0, "must be >= 0"),
-            ("max_new_tokens", self.max_new_tokens >= 1, "must be >= 1"),
-            ("temperature", self.temperature >= 0, "must be >= 0 (0 = greedy)"),
-            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1]"),
-            ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
-            ("dtype", self.dtype == "auto" or self.dtype in DTYPES, f"must be auto or one of {', '.join(DTYPES)}"),
-        ]
-        for key, ok, why in checks:
-            if not ok:
-                raise ParamsError(f"transformers.{key}: {why}, got {getattr(self, key)!r}")
-
-
-class ModelLoadError(ValueError):
-    """The model directory is missing, incomplete, or unusable as a chat model."""
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("transformers.device is 'cuda' but torch sees no CUDA device")
-    return torch.device(device)
+def resolve_device(device: str, key: str = "transformers.device") -> torch.device:
+    """common.devices.pick_device, failing as a ModelLoadError: no model can load on a
+    device torch does not see."""
+    try:
+        return pick_device(device, key)
+    except ParamsError as exc:
+        raise ModelLoadError(str(exc)) from exc
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
@@ -116,14 +85,15 @@ class _Request:
     future: Future
 
 
-class TransformersChat:
-    """A ChatBackend on a local transformers model, with dynamic batching (see module doc)."""
+class TransformersChat(ChatBackend):
+    """A ChatBackend on a local transformers model, with dynamic batching (see module doc).
+    `device_key` names the params key of `params.device` in errors."""
 
-    def __init__(self, params: TransformersParams):
+    def __init__(self, params: TransformersParams, device_key: str = "transformers.device"):
         self.params = params
         self.model_dir = Path(params.model_path)
         self.name = f"transformers:{os.path.basename(os.path.normpath(params.model_path))}"
-        self.device = resolve_device(params.device)
+        self.device = resolve_device(params.device, device_key)
         self.dtype = resolve_dtype(params.dtype, self.device)
         self.tokenizer, self.model = self._load()
         self.eos_ids = self._eos_ids()

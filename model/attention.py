@@ -1,8 +1,8 @@
 """Record-isolated causal attention for packed contexts.
 
 A packed context holds several records back to back. Each token attends causally to the
-tokens of its own record only, never across a record boundary (DESIGN.md, "Training
-invariants"). The boundaries travel as `cu_seqlens`, flash-attn's varlen convention: an
+tokens of its own record only, never across a record boundary (README.md, "Training"). The
+boundaries travel as `cu_seqlens`, flash-attn's varlen convention: an
 int32 vector [0, l1, l1+l2, ..., N] of cumulative record lengths over the flattened batch
 of N = B*T tokens. Tensors use flash-attn's layout too: q, k, v and the output are
 (N, nh, hs).

@@ -3,7 +3,7 @@
 A config holds only what shapes the weights, so it can be saved beside a checkpoint and
 compared between runs. Runtime choices (the attention backend, torch.compile, autocast)
 belong to whoever runs the model. Dropout is not a field: the design trains with zero
-dropout (DESIGN.md, "Training invariants"), so there is nothing to configure.
+dropout (README.md, "Training"), so there is nothing to configure.
 """
 
 from __future__ import annotations

@@ -103,7 +103,7 @@ class GPT(nn.Module):
                 "ln_f": nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias),
             }
         )
-        # Untied: the output head has its own weights (the seed's models; DESIGN.md variants).
+        # Untied: the output head has its own weights, as in the seed's models (README.md, "Training").
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.init_weights()
 
@@ -220,7 +220,7 @@ class GPT(nn.Module):
 
 
 def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
-    """Set the "decay" group's weight decay, e.g. 0.1 -> 0.05 after two epochs (DESIGN.md).
+    """Set the "decay" group's weight decay, e.g. 0.1 -> 0.05 after two epochs (README.md, "Training").
 
     The value lives in the optimizer's param_groups, so a checkpoint of optimizer.state_dict()
     restores it on resume."""

@@ -32,10 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.devices import ModelLoadError
 from dataset.chatml import ChatEncoder
+from dataset.tokenizer import Tokenizer
 from model.config import GPTConfig
 from model.gpt import GPT
-from dataset.tokenizer import Tokenizer
+from model.hf_import import config_from_hf_gpt2, state_dict_from_hf_gpt2
 
 WEIGHTS_FILE = "model.safetensors"  # an exported folder: config.json + model.safetensors + tokenizer/
 CONFIG_FILE = "config.json"
@@ -47,10 +49,6 @@ STOPPED, MAX_NEW_TOKENS, CONTEXT_FULL = "stop", "max_new_tokens", "context_lengt
 REPLACEMENT_CHAR = "\ufffd"  # what a partial UTF-8 sequence of byte pieces decodes to, for now
 # Training checkpoints also hold numpy RNG states; allowing just these keeps weights_only loading.
 NUMPY_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
-
-
-class ModelLoadError(ValueError):
-    """A model file or folder that cannot be loaded; the message names it."""
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -113,9 +111,7 @@ def read_export(folder: Path) -> tuple[GPTConfig, dict[str, Tensor]]:
     except (SafetensorError, OSError) as exc:
         raise ModelLoadError(f"{weights_path}: unreadable safetensors file (truncated or corrupt?): {exc}") from exc
     if isinstance(raw, dict) and raw.get("model_type") == "gpt2":  # exported in transformers' GPT-2 layout
-        from transformers import GPT2Config
-
-        from model.hf_import import config_from_hf_gpt2, state_dict_from_hf_gpt2
+        from transformers import GPT2Config  # slow import, needed only for GPT-2 exports
 
         try:
             return config_from_hf_gpt2(GPT2Config(**raw)), state_dict_from_hf_gpt2(state)

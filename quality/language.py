@@ -8,11 +8,11 @@ is rejected), and kana, hangul or CJK extension ideographs are not looked for.
 
 `DefaultJudge` (`filter.mode: default`) asks three questions, cheapest first, and names the
 reason of every rejection:
-1. Script (filter_scripts.py, check "script:<Script>"): an allow-list of Latin letters with
+1. Script (quality/scripts.py, check "script:<Script>"): an allow-list of Latin letters with
    any diacritic, combining marks and Common punctuation, digits and symbols. Han (and its
    extensions), kana, hangul, Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai... fail, and
    so do fullwidth forms, CJK punctuation and homoglyphs (a Cyrillic "а" in "Stalingrad").
-2. Words, per sentence (filter_words.py, check "language:<Language>"). Each sentence is split
+2. Words, per sentence (quality/words.py, check "language:<Language>"). Each sentence is split
    into words; capitalised words are names (or German nouns) and are set aside, as are name
    particles before them ("von Manstein", "de Gaulle", "El Alamein"), except a function word
    that starts a sentence before a lower-case word ("Das ist richtig", not "Das Reich"). Of

@@ -1,27 +1,11 @@
 """shuffle: sharded file-based shuffle of JSONL records, memory bounded by one shard.
 
-Pass 1 streams the inputs (several files, concatenated logically) and sends every line to one
-of `shards` files chosen uniformly at random. Pass 2 loads one shard at a time, permutes its
-lines and appends them to the output. Every record lands in a uniformly random shard and then
-at a uniformly random place inside it, so the result is a uniform random permutation (up to
-the shard-size fluctuation), the same argument as the two-pass shuffle in
-https://blog.janestreet.com/how-to-shuffle-a-big-dataset/ — while RAM holds only the pass-1
-write buffers (`buffer_mb`) or one shard, never the dataset.
-
-Lines are opaque bytes: the shuffle never parses JSON. A last line without its newline gets
-one; blank lines are dropped and counted. The spread metric reads each record's "article"
-with a byte-level regex (no json.loads), so it costs little on a large input.
-
-Pass 1 keeps no shard file open: lines are buffered per shard in RAM and, once `buffer_mb`
-is buffered in total, every non-empty buffer is appended to its shard with one
-open-append-close. That avoids holding 1000 descriptors (a common `ulimit -n` is 1024) and
-makes few large writes instead of many small ones.
-
-Crash safety: all work happens in `<out>.tmp/` (shards and the output part file); the part
-file is fsynced and moved over `out` with os.replace, then the work folder is removed. A run
-killed at any point (kill -9 included) leaves `out` as it was (absent on a first run), and the
-next run deletes the stale work folder first, then redoes both passes: same inputs and
-params give byte-identical output whatever happened before.
+Two passes (dataset/shuffle.py has the algorithm and why it is a uniform permutation): lines
+go to `shards` random shard files, then each shard is permuted and appended to the output.
+RAM holds the pass-1 write buffers (`buffer_mb`) or one shard, never the dataset. Lines are
+opaque bytes (never parsed); blank lines are dropped and counted. All work happens in
+`<out>.tmp/` and the output moves into place atomically, so a run killed at any point leaves
+`out` as it was and a rerun gives byte-identical output.
 
 Inputs:  data/swapped.jsonl, data/qpt.jsonl (any number of --in)
 Outputs: data/shuffled.jsonl, metrics/shuffle.json
@@ -35,210 +19,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import re
-import shutil
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from numpy.random import default_rng
-from tqdm import tqdm
-
 from common.cli import setup_logging
-from common.io import write_json
+from common.files import write_json
 from common.params import ParamsError, load_section
+from dataset.shuffle import ShuffleError, ShuffleParams, check_params, shuffle_files
 
 log = logging.getLogger("shuffle")
-
-READ_CHUNK = 1 << 20  # bytes per readlines() batch in pass 1; fixed so shard draws are reproducible
-# Streams of the seed: default_rng([seed, 0]) would equal default_rng(seed) (SeedSequence pads
-# with zeros), so pass 1 and shard 0 of pass 2 would share draws without a stream number.
-SCATTER_STREAM, PERMUTE_STREAM = 0, 1
-# The value of the first "article" key, still JSON-escaped (equality is all the metric needs).
-ARTICLE = re.compile(rb'"article"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-class ShuffleError(ValueError):
-    """Input the shuffle cannot use (missing file, no records)."""
-
-
-@dataclass(frozen=True)
-class ShuffleParams:
-    shards: int  # pass-1 shard files; RAM in pass 2 is about input_size / shards
-    seed: int
-    buffer_mb: int  # pass-1 write buffer, all shards together; bounds pass-1 RAM
-
-
-def read_line_batches(paths: Iterable[Path], chunk_bytes: int = READ_CHUNK) -> Iterator[list[bytes]]:
-    """Batches of lines, each ending in b"\\n", file after file; blank lines come as b"".
-
-    A file's missing final newline is added, so its last line never runs into the next
-    file's first line. Only b"\\n" ends a line (binary readlines), as in pass 2.
-    """
-    for path in paths:
-        with open(path, "rb") as handle:
-            while lines := handle.readlines(chunk_bytes):
-                if not lines[-1].endswith(b"\n"):
-                    lines[-1] += b"\n"
-                yield [line if line.strip() else b"" for line in lines]
-
-
-def scatter(
-    batches: Iterable[list[bytes]], shard_dir: Path, params: ShuffleParams
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pass 1: append each line to a uniformly random shard file under `shard_dir`.
-
-    Returns per-shard record counts, per-shard byte counts and the number of blank lines.
-    """
-    rng = default_rng([params.seed, SCATTER_STREAM])
-    records = np.zeros(params.shards, dtype=np.int64)
-    sizes = np.zeros(params.shards, dtype=np.int64)
-    buffers: list[list[bytes]] = [[] for _ in range(params.shards)]
-    buffered = blank = 0
-    limit = params.buffer_mb << 20
-    for lines in batches:
-        kept = [line for line in lines if line]
-        blank += len(lines) - len(kept)
-        targets = rng.integers(params.shards, size=len(kept))
-        lengths = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
-        records += np.bincount(targets, minlength=params.shards)
-        sizes += np.bincount(targets, weights=lengths, minlength=params.shards).astype(np.int64)
-        for line, target in zip(kept, targets.tolist(), strict=True):
-            buffers[target].append(line)
-        buffered += int(lengths.sum())
-        if buffered >= limit:
-            flush_buffers(buffers, shard_dir)
-            buffered = 0
-    flush_buffers(buffers, shard_dir)
-    return records, sizes, blank
-
-
-def flush_buffers(buffers: list[list[bytes]], shard_dir: Path) -> None:
-    for index, lines in enumerate(buffers):
-        if lines:
-            with open(shard_path(shard_dir, index), "ab") as handle:
-                handle.write(b"".join(lines))
-            lines.clear()
-
-
-def shard_path(shard_dir: Path, index: int) -> Path:
-    return shard_dir / f"{index:06d}"
-
-
-def shuffle_lines(lines: list[bytes], seed: int, shard: int) -> list[bytes]:
-    """A seeded permutation of one shard; the shard index keys the stream, so shards are
-    independent of each other and of the order they are visited in."""
-    order = default_rng([seed, PERMUTE_STREAM, shard]).permutation(len(lines))
-    return [lines[i] for i in order.tolist()]
-
-
-class Spread:
-    """Adjacent same-article records in a stream, and what a uniform shuffle would give.
-
-    For a uniform random permutation of n records, n_a of them from article a, each of the n-1
-    neighbour pairs is same-article with probability sum n_a (n_a - 1) / (n (n - 1)), so the
-    expected count is sum n_a (n_a - 1) / n. The two-pass shuffle has the same expectation
-    (a shard's article counts are multinomial), so observed/expected should sit near 1; an
-    input grouped by article is far above it. Records without an "article" never match.
-    """
-
-    def __init__(self) -> None:
-        self.ids: dict[bytes, int] = {}  # article -> dense id; grows with articles, not records
-        self.counts = np.zeros(0, dtype=np.int64)
-        self.adjacent = 0
-        self.max_run = 0
-        self._previous = -1  # article id of the last record seen (-1: none)
-        self._run = 0  # length of the same-article run that ends at the last record
-
-    def article_id(self, line: bytes) -> int:
-        match = ARTICLE.search(line)
-        return self.ids.setdefault(match.group(1), len(self.ids)) if match else -1
-
-    def add(self, lines: list[bytes]) -> None:
-        if not lines:
-            return
-        ids = np.fromiter(map(self.article_id, lines), dtype=np.int64, count=len(lines))
-        self.counts = np.pad(self.counts, (0, len(self.ids) - len(self.counts)))
-        self.counts += np.bincount(ids[ids >= 0], minlength=len(self.counts))
-        same = (ids == np.concatenate(([self._previous], ids[:-1]))) & (ids >= 0)
-        self.adjacent += int(same.sum())
-        # A run starts wherever a record differs from its predecessor; the first run of this
-        # batch continues the run carried over from the previous batch.
-        starts = np.flatnonzero(~same)
-        if starts.size == 0:
-            self._run += len(ids)
-        else:
-            lengths = np.diff(np.append(starts, len(ids)))
-            self.max_run = max(self.max_run, self._run + int(starts[0]), int(lengths.max()))
-            self._run = int(lengths[-1])
-        self.max_run = max(self.max_run, self._run)
-        self._previous = int(ids[-1])
-
-    def expected_adjacent(self) -> float:
-        n = int(self.counts.sum())
-        return float((self.counts * (self.counts - 1)).sum() / n) if n else 0.0
-
-
-def shuffle_files(inputs: list[Path], out: Path, params: ShuffleParams) -> dict:
-    """Both passes in `<out>.tmp/`, then the atomic move; returns the metrics."""
-    work = out.with_name(out.name + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers: always start clean
-    try:
-        return shuffle_in(work, inputs, out, params)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # after success or a Python-level error
-
-
-def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams) -> dict:
-    shard_dir = work / "shards"
-    shard_dir.mkdir(parents=True)
-    total_bytes = sum(p.stat().st_size for p in inputs)
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="shuffle pass 1", mininterval=2) as bar:
-
-        def batches() -> Iterator[list[bytes]]:
-            for lines in read_line_batches(inputs):
-                bar.update(sum(map(len, lines)))
-                yield lines
-
-        records, sizes, blank = scatter(batches(), shard_dir, params)
-    n_records = int(records.sum())
-    if n_records == 0:
-        raise ShuffleError(f"no records in {', '.join(map(str, inputs))} (empty input)")
-
-    spread = Spread()
-    part = work / "output.part"
-    with open(part, "wb") as handle:
-        for index in tqdm(range(params.shards), desc="shuffle pass 2", unit="shard", mininterval=2):
-            if not records[index]:
-                continue
-            path = shard_path(shard_dir, index)
-            # split on b"\n" only: bytes.splitlines would also cut at a stray b"\r" in a line
-            lines = shuffle_lines(path.read_bytes().split(b"\n")[:-1], params.seed, index)
-            path.unlink()  # frees disk as we go: peak disk is input + output, not 2x input
-            spread.add(lines)
-            handle.write(b"\n".join(lines))
-            handle.write(b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(part, out)
-
-    expected = spread.expected_adjacent()
-    return {
-        "records": n_records,
-        "blank_lines_skipped": blank,
-        "shards": params.shards,
-        "shards_used": int((records > 0).sum()),
-        "largest_shard_bytes": int(sizes.max()),
-        "largest_shard_records": int(records.max()),
-        "articles": len(spread.ids),
-        "adjacent_same_article": spread.adjacent,
-        "adjacent_same_article_expected": round(expected, 2),
-        "adjacent_same_article_ratio": round(spread.adjacent / expected, 4) if expected else None,
-        "max_same_article_run": spread.max_run,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,11 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         params = load_section(args.params, "shuffle", ShuffleParams)
-        if params.shards < 1 or params.buffer_mb < 1:
-            raise ParamsError(f"{args.params}:shuffle: shards and buffer_mb must be >= 1")
-        missing = [str(p) for p in args.inputs if not p.is_file()]
-        if missing:
-            raise ShuffleError(f"input not found: {', '.join(missing)}")
+        check_params(params, args.params)
         metrics = shuffle_files(args.inputs, args.out, params)
     except (ParamsError, ShuffleError) as exc:
         log.error("%s", exc)

@@ -15,7 +15,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from tqdm import tqdm
 
-from synth.items import WorkItem, build_backend, run_item
+from llm.base import ChatBackend
+from synth.backends import build_backend
+from synth.generate_params import GenerateParams
+from synth.items import WorkItem, run_item
+from synth.prompt_types import PromptType
+from synth.work_store import WorkStore
 
 log = logging.getLogger("generate")
 
@@ -31,10 +36,20 @@ def _report(bar: tqdm, counts: Counter, tag: str) -> None:
     bar.set_postfix(ok=counts["ok"], failed=sum(failed.values()), **dict(sorted(failed.items())[:3]))
 
 
-def run_local(pending: list[WorkItem], windows, types, params, backend, store) -> Counter:
+def run_local(
+    pending: list[WorkItem],
+    windows: list[dict],
+    types: list[PromptType],
+    params: GenerateParams,
+    backend: ChatBackend,
+    store: WorkStore,
+) -> Counter:
     """Keep `params.concurrency` items in flight on threads (a server or a batching model
-    does the work; threads only wait). The rules backend is pure CPU: one at a time."""
-    in_flight = 1 if hasattr(backend, "reply") else max(1, params.concurrency)
+    does the work; threads only wait), or fewer when the backend says so: the rules
+    backend is pure CPU (`max_in_flight = 1`), one at a time."""
+    in_flight = max(1, params.concurrency)
+    if backend.max_in_flight:
+        in_flight = min(in_flight, backend.max_in_flight)
     counts: Counter = Counter()
 
     def run(item: WorkItem) -> str:
@@ -65,11 +80,11 @@ def run_local(pending: list[WorkItem], windows, types, params, backend, store) -
 
 # --- Dask -------------------------------------------------------------------------------
 
-_worker_backends: dict[str, object] = {}
+_worker_backends: dict[str, ChatBackend] = {}
 _worker_lock = threading.Lock()
 
 
-def _backend_on_worker(params, windows):
+def _backend_on_worker(params: GenerateParams, windows: list[dict]) -> ChatBackend:
     """One backend per worker process (a model loads once, a client keeps its pool)."""
     spec = json.dumps(
         {"backend": params.backend, "openai": params.openai, "transformers": params.transformers, "seed": params.seed},
@@ -82,12 +97,16 @@ def _backend_on_worker(params, windows):
         return _worker_backends[spec]
 
 
-def dask_task(item: WorkItem, window: dict, ptype, params, store, windows) -> str:
+def dask_task(
+    item: WorkItem, window: dict, ptype: PromptType, params: GenerateParams, store: WorkStore, windows: list[dict]
+) -> str:
     backend = _backend_on_worker(params, windows)
     return run_item(item, window, ptype, backend, params.mode, store)
 
 
-def run_dask(pending: list[WorkItem], windows, types, params, store) -> Counter:
+def run_dask(
+    pending: list[WorkItem], windows: list[dict], types: list[PromptType], params: GenerateParams, store: WorkStore
+) -> Counter:
     """Submit items as tasks, keeping `concurrency` in flight. When a worker dies (a spot
     instance reclaimed), the scheduler reruns its tasks elsewhere, up to Dask's
     `distributed.scheduler.allowed-failures`; `task_retries` covers tasks that raise."""

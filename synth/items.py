@@ -1,17 +1,15 @@
-"""One work item of the generate stage: build the backend, run the item, shape its record.
+"""One work item of the generate stage: ask the backend, parse the reply, store the record.
 
-Kept apart from stages/generate.py so a Dask worker imports only this (and the backend it
-needs), never the stage's CLI.
+Kept apart from synth/generate.py so a Dask worker imports only this and its backend.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import time
 from dataclasses import dataclass
 
-from llm.base import LLMError
+from llm.base import ChatBackend, LLMError
 from synth.prompt_types import (
     PARSERS,
     Parsed,
@@ -22,6 +20,7 @@ from synth.prompt_types import (
     parse_answer_only,
     parse_question_only,
 )
+from synth.rules_generator import Unsupported
 from synth.work_store import DONE, FAILED, WorkStore
 
 
@@ -40,38 +39,14 @@ class Skip(Exception):
         self.reason = reason
 
 
-def build_backend(params, windows: list[dict]):
-    """The backend named by generate.backend; `pkg.module:factory` is called with
-    (params, windows) so a user can plug in their own."""
-    name = params.backend
-    if name == "rules":
-        from synth.rules_generator import RulesBackend
-
-        return RulesBackend(windows, seed=params.seed)
-    if name == "openai":
-        from llm.openai_backend import OpenAIChat
-
-        return OpenAIChat(params.openai, concurrency=params.concurrency)
-    if name == "transformers":
-        from llm.transformers_backend import TransformersChat
-
-        return TransformersChat(params.transformers)
-    if ":" in name:
-        module, _, factory = name.partition(":")
-        return getattr(importlib.import_module(module), factory)(params, windows)
-    raise ValueError(f"generate.backend: unknown backend {name!r} (rules, openai, transformers or pkg.module:factory)")
-
-
-def ask(backend, ptype: PromptType, window: dict, mode: str) -> Parsed:
+def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str) -> Parsed:
     """Get and parse one reply; raises Skip, LLMError or ParseError."""
-    if hasattr(backend, "reply"):  # the rules backend answers a prompt type directly
-        from synth.rules_generator import Unsupported
-
-        try:
-            reply = backend.reply(ptype, window)
-        except Unsupported as exc:
-            raise Skip(exc.reason) from exc
-        return check_expectations(ptype, PARSERS[ptype.format](reply))
+    try:
+        composed = backend.compose(ptype, window)  # the rules backend writes replies itself
+    except Unsupported as exc:
+        raise Skip(exc.reason) from exc
+    if composed is not None:
+        return check_expectations(ptype, PARSERS[ptype.format](composed))
     if mode == "single":
         reply = backend.chat([{"role": "user", "content": ptype.render(ptype.prompt, window)}])
         if declined(reply):
@@ -97,7 +72,7 @@ def ask(backend, ptype: PromptType, window: dict, mode: str) -> Parsed:
 
 
 def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, generator: str, mode: str) -> dict:
-    """A chat record in the DESIGN.md format."""
+    """A chat record, the format every later stage reads (README.md, "The pipeline")."""
     return {
         "id": hashlib.sha256(key.encode()).hexdigest()[:16],
         "kind": ptype.kind,
@@ -112,7 +87,7 @@ def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, gener
     }
 
 
-def run_item(item: WorkItem, window: dict, ptype: PromptType, backend, mode: str, store: WorkStore) -> str:
+def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str, store: WorkStore) -> str:
     """Run one item and store its result; returns the outcome tag counted by the caller
     ("ok", "skipped:<reason>" or "failed:<reason>")."""
     base = {"key": item.key, "window": window["id"], "type": ptype.name, "mode": mode, "generator": backend.name}

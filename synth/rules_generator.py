@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from llm.base import ChatBackend, LLMError
 from synth.distractors import Distractors
 from synth.english import SPELLED, word_set
 from synth.entities import Entity, name_of, number_value, surnames
@@ -113,9 +114,12 @@ def correction(entity: Entity, wrong: str) -> str:
     return f"It was not {the}{wrong} but {the}{entity.text}."
 
 
-class RulesBackend:
+class RulesBackend(ChatBackend):
+    """A ChatBackend that composes replies from the window and prompt type (no prompt, no model)."""
+
     name = "rules"
     SUPPORTED = SUPPORTED
+    max_in_flight = 1  # pure CPU: threads would only contend for the GIL
 
     def __init__(self, windows: list[dict], seed: int):
         self.seed = seed
@@ -135,6 +139,13 @@ class RulesBackend:
     def fingerprint(self) -> dict:
         gazetteer = hashlib.sha256(Path(DEFAULT_GAZETTEER).read_bytes()).hexdigest()[:12]
         return {"backend": self.name, "version": RULES_VERSION, "seed": self.seed, "gazetteer": gazetteer}
+
+    def compose(self, task, window: dict) -> str:
+        """ChatBackend.compose: the reply for one (prompt type, window); raises Unsupported."""
+        return self.reply(task, window)
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        raise LLMError("not_a_chat_model", "the rules backend writes replies from a prompt type, not a prompt")
 
     def reply(self, ptype, window: dict) -> str:
         """The reply text for one (prompt type, window), in the type's reply format."""

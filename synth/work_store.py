@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from common.io import atomic_write
+from common.files import atomic_write
 
 DONE, FAILED = "done", "failed"
 

@@ -9,7 +9,19 @@ import pytest
 import yaml
 
 # The project's own packages (the import-graph and dvc-deps tests walk these).
-PACKAGES = ("common", "corpus", "synth", "quality", "dataset", "model", "training", "evaluation", "llm", "stages", "tools")
+PACKAGES = (
+    "common",
+    "corpus",
+    "synth",
+    "quality",
+    "dataset",
+    "model",
+    "training",
+    "evaluation",
+    "llm",
+    "stages",
+    "tools",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,8 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+from llm.base import ChatBackend
 
-class EchoBackend:
+
+class EchoBackend(ChatBackend):
     """A chat model that answers every prompt with a well-formed reply about the window.
 
     Replies depend only on the prompt, so runs are reproducible. Class-level counters let a

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from dataset.tokenizer import Tokenizer
 from model.config import GPTConfig
 from model.gpt import GPT
-from dataset.tokenizer import Tokenizer
 from tests.conftest import write_params
 from tests.tokenizer_helpers import sample_articles, sample_records, train_tokenizer
 

@@ -42,16 +42,16 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from llm.params import OpenAIParams
+
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 _DEFAULT = object()  # "compute the default reply": distinct from content=None (JSON null)
 
 
-def loopback_params(base_url: str, **overrides):
+def loopback_params(base_url: str, **overrides) -> OpenAIParams:
     """OpenAIParams for a client of this server: short timeouts, no key, thinking off; the
     tests and benchmarks override what they exercise."""
-    from llm.openai_backend import OpenAIParams  # the server itself does not need the client
-
     defaults = {
         "base_url": base_url, "model": "loopback-model", "api_key_env": "", "temperature": 0.7, "top_p": 0.8,
         "max_tokens": 256, "timeout_seconds": 2.0, "max_retries": 3, "backoff_seconds": 0.01,

@@ -9,8 +9,8 @@ import pytest
 from safetensors.torch import save_file
 
 from model.inference import answer
-from tools import chat
 from tests.inference_helpers import build_tokenizer, save_trained_format, tiny_gpt
+from tools import chat
 
 QUESTION = "Who commanded the 6th Army at Stalingrad?"
 

@@ -3,8 +3,8 @@ from collections import Counter
 
 import pytest
 
+from corpus.clean import CleanParams, clean_article, normalise, strip_markup
 from stages import clean
-from stages.clean import CleanParams, clean_article, normalise, strip_markup
 
 PARAMS = CleanParams(min_chars=40, min_prose_words=8, drop_headings=("References", "See also", "External links"))
 

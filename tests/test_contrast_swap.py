@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from stages import contrast_swap
-from stages.contrast_swap import SwapError, mirror_id, mirror_pair, order_metrics, question_order_correct_first
+from synth.contrast_swap import SwapError, mirror_id, mirror_pair, order_metrics, question_order_correct_first
 
 
 def contrastive(rid, question, options, correct=0, answer=None):
@@ -211,7 +211,7 @@ def test_records_that_cannot_be_mirrored_are_counted_skips(tmp_path, question, o
     assert code == 0
     assert [r["id"] for r in read(out)] == ["q1", "c1", mirror_id("c1")]
     m = json.loads(metrics.read_text())
-    assert m["skipped"] == {reason: 1} and m["correct_first_share"] == 0.5
+    assert m["dropped"] == {reason: 1} and m["correct_first_share"] == 0.5
 
 
 def test_both_orders_of_one_question_in_the_input_give_one_pair(tmp_path):
@@ -227,7 +227,7 @@ def test_both_orders_of_one_question_in_the_input_give_one_pair(tmp_path):
     assert code == 0
     assert [r["id"] for r in read(out)] == ["a", mirror_id("a")]
     m = json.loads(metrics.read_text())
-    assert m["skipped"] == {"duplicate": 2} and m["mirrors_made"] == 1 and m["correct_first_share"] == 0.5
+    assert m["dropped"] == {"duplicate": 2} and m["mirrors_made"] == 1 and m["correct_first_share"] == 0.5
 
 
 def test_no_contrastive_records_is_not_an_error(tmp_path):

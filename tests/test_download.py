@@ -3,10 +3,12 @@ import json
 
 import pytest
 
-from stages import download
-from stages.download import DownloadError, parse_sample_article, split_wiki_sections
+from common.params import load_section
+from corpus.articles import DownloadError, DownloadParams, parse_sample_article, split_wiki_sections
 from corpus.mediawiki import fetch_titles
+from corpus.sentences import split_sentences
 from corpus.wiki_dump import read_dump, wikitext_to_plain
+from stages import download
 from tests.conftest import ROOT, write_params
 from tests.mediawiki_server import MediaWikiState, start_server
 
@@ -52,9 +54,8 @@ def test_sample_source_ships_the_corpus_and_reruns_byte_identical(tmp_path, para
     assert out.read_bytes() == first
 
 
+@pytest.mark.slow
 def test_sample_corpus_is_big_enough_for_the_later_stages():
-    from corpus.sentences import split_sentences
-
     for path in sorted((ROOT / "data/sample").glob("*.md")):
         article = parse_sample_article(path.read_text(), path.name)
         sentences = [s for sec in article["sections"] for p in sec["text"].split("\n\n") for s in split_sentences(p)]
@@ -146,9 +147,6 @@ def test_api_rerun_fetches_only_what_the_cache_lacks(tmp_path, mediawiki):
 
 
 def test_api_honours_retry_after_and_gives_up_with_a_clear_error(tmp_path, mediawiki):
-    from common.params import load_section
-    from stages.download import DownloadParams
-
     state, url = mediawiki(fail_first=2, retry_after="7")
     params = load_section(api_params(tmp_path, url), "download", DownloadParams)
     waits = []

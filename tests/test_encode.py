@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from dataset.chatml import ChatEncoder, encode_prompt, render, render_prompt
-from dataset.tokenizer import Tokenizer
+from dataset.encode import article_split
 from dataset.token_files import ids_dtype, load_split
+from dataset.tokenizer import Tokenizer
 from stages import encode as stage
-from stages.encode import article_split
 from tests.conftest import write_params
 from tests.tokenizer_helpers import chat, sample_articles, sample_records, train_tokenizer, write_jsonl
 

@@ -3,14 +3,16 @@ import json
 import pytest
 
 from evaluation.judge import Verdict
+from evaluation.questions import positional_bias, sample_questions, to_question
 from stages import encode as tokenize
 from stages import evaluate, pack
 from stages import train as train_stage
-from evaluation.questions import positional_bias, sample_questions, to_question
 from tests.conftest import write_params
 from tests.openai_server import OpenAIServer, error, ok
 from tests.tokenizer_helpers import write_jsonl
 from tests.train_helpers import build_training_data, train_args
+
+pytestmark = pytest.mark.slow  # trains or loads a model: left out of make test-fast
 
 WINDOW_TEXT = "The source window the question was written from."
 FAST = {

@@ -5,13 +5,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dataset.tokenizer import Tokenizer
 from model.gpt import GPT
 from model.inference import load_model
-from dataset.tokenizer import Tokenizer
 from model.variants import load_variant
-from tools import export
 from tests.conftest import ROOT, write_params
 from tests.tokenizer_helpers import sample_articles, train_tokenizer
+from tools import export
 
 EVAL = {
     "pass_rate": 0.25,

@@ -4,10 +4,10 @@ import pytest
 from lingua import Language, LanguageDetectorBuilder
 
 from common.params import load_section
-from stages import filter as filter_stage
 from quality.language import DefaultJudge, SeedJudge, build_detector, split_sentences
 from quality.scripts import char_script
 from quality.structure import structure_rejection, text_fields
+from stages import filter as filter_stage
 from tests.conftest import ROOT, write_params
 
 LANGUAGES = load_section(ROOT / "params.yaml", "filter", filter_stage.FilterParams).languages
@@ -38,14 +38,16 @@ def test_english_chinese_detector_calls_german_and_french_english_and_years_noth
     assert detector.compute_language_confidence("1944", Language.ENGLISH) == 0.0
 
 
-def test_all_languages_detector_is_wrong_on_short_and_name_heavy_english():
+def test_all_languages_detector_is_wrong_on_short_and_name_heavy_english(default):
     detector = LanguageDetectorBuilder.from_all_languages().build()
     text = "The Luftwaffe lost the Battle of Britain."
     assert detector.detect_language_of(text) == Language.GERMAN
     assert detector.compute_language_confidence(text, Language.ENGLISH) < 0.5
     assert detector.detect_language_of("Paulus.") == Language.LATIN
-    assert detector.detect_language_of("Yes.") == Language.TSONGA
     detector.unload_language_models()
+    # Whatever lingua calls a bare "Yes." (Tsonga in lingua 2.x), our rule keeps it: a short
+    # answer has no foreign words and nothing left to score once names are set aside.
+    assert check_of(default, "Yes.") is None
 
 
 def test_seed_mode_passes_german_and_french_and_rejects_a_year(seed):

@@ -5,10 +5,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from stages import generate
+from synth.generate import plan_items, select_types
 from synth.prompt_types import load_registry
 from synth.work_store import DONE, FAILED, WorkStore
-from stages import generate
-from stages.generate import plan_items, select_types
 from tests.conftest import ROOT, write_params
 from tests.generate_fakes import EchoBackend
 
@@ -160,6 +162,7 @@ def test_unknown_type_or_backend_is_a_clear_error(tmp_path, caplog):
     assert "unknown backend 'gpt-9'" in caplog.text
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path):
     params = setup(
         tmp_path, registry("alpha", "beta"), n_windows=20, backend="tests.generate_fakes:slow_echo", concurrency=2

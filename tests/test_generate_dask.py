@@ -8,6 +8,8 @@ import pytest
 from synth.work_store import DONE, FAILED, WorkStore
 from tests.test_generate import registry, run, setup
 
+pytestmark = pytest.mark.slow  # a Dask cluster: left out of make test-fast
+
 distributed = pytest.importorskip("distributed")
 
 

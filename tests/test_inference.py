@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from training.checkpoint import capture_rng, save_checkpoint
+from model.hf_import import to_hf_gpt2
 from model.inference import (
     CONTEXT_FULL,
     MAX_NEW_TOKENS,
@@ -21,6 +21,7 @@ from model.inference import (
     stream_answer,
 )
 from tests.inference_helpers import build_tokenizer, save_trained_format, tiny_gpt
+from training.checkpoint import capture_rng, save_checkpoint
 
 PROMPT = [5, 17, 42, 8, 91, 3, 3, 60]
 QUESTION = [{"role": "user", "content": "Who commanded the 6th Army at Stalingrad?"}]
@@ -225,8 +226,6 @@ def test_load_a_training_checkpoint(tmp_path):
 
 
 def test_load_exported_folders(tmp_path):
-    from model.hf_import import to_hf_gpt2
-
     original = tiny_gpt()
     ours = tmp_path / "ours"
     ours.mkdir()

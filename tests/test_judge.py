@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from evaluation.judge import HeuristicJudge, Verdict, extract_names, extract_numbers, summarise, tokens
-from evaluation.judge_llm import LLMJudge, make_judge, parse_verdict
+from evaluation.judge_llm import LLMJudge, parse_verdict
+from evaluation.judges import make_judge
 from llm.openai_backend import OpenAIChat
 from tests.openai_server import OpenAIServer, error, garbage, loopback_params, ok
 

@@ -23,9 +23,13 @@ import torch  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
-from llm.base import LLMError  # noqa: E402
-from llm.transformers_backend import ModelLoadError, TransformersChat, TransformersParams  # noqa: E402
+from common.devices import ModelLoadError  # noqa: E402
 from common.params import ParamsError  # noqa: E402
+from llm.base import LLMError  # noqa: E402
+from llm.params import TransformersParams  # noqa: E402
+from llm.transformers_backend import TransformersChat  # noqa: E402
+
+pytestmark = pytest.mark.slow  # builds and loads transformers models: left out of make test-fast
 
 CHATML = (
     "{%- for message in messages %}"
@@ -286,8 +290,8 @@ def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path
     item lands in failed/ with the model's raw reply: the whole path, end to end."""
     import json
 
-    from synth.work_store import WorkStore
     from stages import generate
+    from synth.work_store import WorkStore
     from tests.conftest import write_params
 
     (tmp_path / "types.yaml").write_text(

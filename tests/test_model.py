@@ -1,4 +1,4 @@
-"""The GPT: shapes, init, learning, and the packing invariants of DESIGN.md."""
+"""The GPT: shapes, init, learning, and the packing invariants of README.md, "Training"."""
 
 from __future__ import annotations
 

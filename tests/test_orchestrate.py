@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from training.checkpoint import list_checkpoints
-from tools import orchestrate
 from tests.conftest import ROOT
 from tests.train_helpers import build_training_data, train_args
+from tools import orchestrate
+from training.checkpoint import list_checkpoints
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def args(data, run):
     return train_args(data, run, *map(str, evaluate_inputs))
 
 
+@pytest.mark.slow
 def test_slices_are_trained_and_judged_in_turn(data, tmp_path):
     assert orchestrate.main(args(data, tmp_path)) == 0
     [run_dir] = (tmp_path / "checkpoints").iterdir()
@@ -50,6 +51,7 @@ def test_slices_are_trained_and_judged_in_turn(data, tmp_path):
     assert len(json.loads((run_dir / "judge.json").read_text())) == 2
 
 
+@pytest.mark.slow
 def test_killing_the_orchestrator_loses_nothing(data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # its own process group, so the kill takes the train/evaluate child with it

@@ -22,7 +22,7 @@ ARRAYS = ("tokens", "mask", "positions", "doc_ids", "targets", "target_mask")
 
 
 def chat_records(lengths, seed=0):
-    """ids, mask, offsets in the tokenize format: a user turn (mask 0) then the answer (mask 1)."""
+    """ids, mask, offsets in the encode format: a user turn (mask 0) then the answer (mask 1)."""
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     ids = rng.integers(1, 4000, int(offsets[-1])).astype(np.uint16)

@@ -1,8 +1,24 @@
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from common.params import ParamsError, load_section
+from corpus.articles import DownloadParams
+from corpus.clean import CleanParams
+from corpus.windows import WindowParams
+from dataset.encode import EncodeParams
+from dataset.pack import PackParams
+from dataset.shuffle import ShuffleParams
+from dataset.tokenizer_training import TokenizerParams
+from evaluation.evaluate import EvaluateParams
+from quality.filter import FilterParams
+from synth.generate_params import GenerateParams
+from synth.qpt import QptParams
+from tests.conftest import ROOT
+from tools.orchestrate import OrchestrateParams
+from training.params import TrainParams
 
 
 @dataclass(frozen=True)
@@ -46,13 +62,31 @@ def test_bad_params_name_the_key_and_the_file(tmp_path, text, message):
     assert str(path) in str(err.value)
 
 
-def test_every_stage_section_of_the_shipped_params_loads():
-    from stages.clean import CleanParams
-    from stages.download import DownloadParams
-    from stages.window import WindowParams
+# Every section of the shipped params.yaml and the dataclass that reads it.
+SECTIONS = {
+    "download": DownloadParams,
+    "clean": CleanParams,
+    "window": WindowParams,
+    "generate": GenerateParams,
+    "shuffle": ShuffleParams,
+    "pack": PackParams,
+    "tokenizer": TokenizerParams,
+    "encode": EncodeParams,
+    "qpt": QptParams,
+    "filter": FilterParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+    "orchestrate": OrchestrateParams,
+}
 
-    for section, cls in [("download", DownloadParams), ("clean", CleanParams), ("window", WindowParams)]:
-        load_section("params.yaml", section, cls)
+
+def test_every_section_of_the_shipped_params_loads_into_its_dataclass():
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(shipped) == set(SECTIONS)
+    for section, cls in SECTIONS.items():
+        params = load_section(ROOT / "params.yaml", section, cls)
+        assert isinstance(params, cls)
+        assert {f.name for f in dataclasses.fields(cls)} == set(shipped[section]), section
 
 
 @dataclass(frozen=True)

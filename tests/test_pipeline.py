@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import PACKAGES, ROOT
 
-pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git for dvc")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("git") is None, reason="needs git for dvc")]
 
 
 def dvc(repo, *args):

@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from stages import qpt_wrap
+from synth.qpt import Style, add_typos, load_styles, render
 from synth.qpt_entities import build_index, window_entities, window_years
 from synth.qpt_fields import articles_info, proper_nouns, section_phrase, window_fields
-from stages.qpt_wrap import Style, add_typos, load_styles, render
 
 ROOT_TEMPLATES = qpt_wrap.Path(__file__).resolve().parent.parent / "data" / "qpt_templates.yaml"
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from corpus.articles import parse_sample_article
+from corpus.windows import article_sentences, window_article
 from synth.prompt_types import PARSERS, Parsed, ParseError, PromptType
 from synth.rules_generator import FORMATS, SUPPORTED, RulesBackend, Unsupported
 from synth.rules_questions import parse_clause, wh_question
-from stages.download import parse_sample_article
-from stages.window import article_sentences, window_article
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -258,6 +258,7 @@ def sample_windows():
     return windows
 
 
+@pytest.mark.slow
 def test_sample_corpus_yield_and_grounding(sample_windows):
     backend = RulesBackend(sample_windows, seed=0)
     parsed_per_type, failures = Counter(), []

@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from dataset.shuffle import Spread
 from stages import shuffle
-from stages.shuffle import Spread
 from tests.conftest import ROOT
 
 
@@ -132,6 +132,7 @@ def child(script: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_peak_memory_stays_bounded_on_an_input_much_larger_than_a_shard(tmp_path, params_file, big_input):
     # Method: the child reads its own VmHWM (the kernel's peak-RSS high-water mark of its
     # address space, /proc/self/status) after imports and again after main(); the difference
@@ -155,6 +156,7 @@ def test_peak_memory_stays_bounded_on_an_input_much_larger_than_a_shard(tmp_path
     assert metrics["largest_shard_bytes"] < input_mb * 2**20 / 500
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["pass1", "pass2"])
 def test_kill_9_mid_run_then_rerun_gives_the_same_bytes(tmp_path, params_file, big_input, phase):
     params = params_file(shuffle__shards=200, shuffle__buffer_mb=1)

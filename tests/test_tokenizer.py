@@ -5,8 +5,8 @@ import pytest
 import sentencepiece as spm
 
 from dataset.tokenizer import IM_END, IM_START, Tokenizer, TokenizerError
+from dataset.tokenizer_training import MONTHS, forced_symbols, forced_terms, read_terms, sample_lines, split_long
 from stages import tokenizer as stage
-from stages.tokenizer import MONTHS, forced_symbols, forced_terms, read_terms, sample_lines, split_long
 from tests.conftest import ROOT, write_params
 from tests.tokenizer_helpers import sample_articles, sample_records, train_tokenizer
 

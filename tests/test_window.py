@@ -3,8 +3,8 @@ import json
 import pytest
 
 from corpus.sentences import split_sentences
+from corpus.windows import window_article, window_starts
 from stages import window
-from stages.window import window_article, window_starts
 
 
 @pytest.mark.parametrize(

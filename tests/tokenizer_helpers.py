@@ -1,4 +1,4 @@
-"""Shared by the tokenizer/tokenize tests and bench: the sample corpus as the clean stage would
+"""Shared by the tokenizer/encode tests and bench: the sample corpus as the clean stage would
 write it (built from data/sample, so no test depends on pipeline outputs), a tokenizer
 trained on it, and chat records about its articles."""
 
@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 from common.params import load_section
+from corpus.articles import load_sample
+from corpus.clean import CleanParams, clean_article
 from stages import tokenizer as tokenizer_stage
-from stages.clean import CleanParams, clean_article
-from stages.download import load_sample
 
 ROOT = Path(__file__).resolve().parent.parent
 

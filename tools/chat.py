@@ -29,9 +29,9 @@ from typing import TextIO
 import torch
 
 from common.cli import setup_logging
+from dataset.tokenizer import MODEL_FILE, Tokenizer, TokenizerError
 from model.gpt import GPT
 from model.inference import ModelLoadError, chat_prompt, load_model, stream_answer
-from dataset.tokenizer import MODEL_FILE, Tokenizer, TokenizerError
 
 log = logging.getLogger("chat")
 

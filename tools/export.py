@@ -42,9 +42,9 @@ import torch
 import yaml
 
 from common.cli import setup_logging
-from common.io import atomic_dir, write_json
-from model.inference import CONFIG_FILE, NUMPY_GLOBALS, TRAINED_FILE, WEIGHTS_FILE, ModelLoadError, load_model
+from common.files import atomic_dir, write_json
 from dataset.tokenizer import MANIFEST_FILE, MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerError
+from model.inference import CONFIG_FILE, NUMPY_GLOBALS, TRAINED_FILE, WEIGHTS_FILE, ModelLoadError, load_model
 from tools.export_card import model_card
 
 log = logging.getLogger("export")

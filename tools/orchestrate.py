@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.cli import setup_logging
-from common.io import write_json
+from common.files import write_json
 from common.params import ParamsError, load_section
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from stages.train import TrainParams
 from training.monitor import render_monitor
+from training.params import TrainParams
 
 log = logging.getLogger("orchestrate")
 

@@ -1,51 +1,25 @@
 """Packed training data for the trainer: memory-mapped arrays, the epoch order and batches.
 
-The pack stage wrote (C, T) arrays per split; training only slices rows. The order of the
+The pack stage wrote (C, T) arrays per split (format, load_packed and packed_width:
+dataset/packed_files.py); training only slices rows. The order of the
 contexts in epoch e is a permutation from `seed + e`, so the data position (epoch, index)
 in a checkpoint is enough to resume on exactly the next batch.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from dataset.packed_files import TRAINING_ARRAYS, DataError, load_packed, packed_width
 from model.packing import PackedBatch
 
-ARRAYS = ("tokens", "targets", "target_mask", "positions", "doc_ids")
-
-
-class DataError(ValueError):
-    """Packed data the trainer cannot use; the message names the file."""
-
-
-def load_packed(folder: Path, split: str) -> dict[str, np.ndarray] | None:
-    """The split's arrays (memory-mapped), or None when the split does not exist."""
-    paths = {name: folder / f"{split}.{name}.npy" for name in ARRAYS}
-    if not paths["tokens"].exists():
-        return None
-    arrays = {}
-    for name, path in paths.items():
-        if not path.exists():
-            raise DataError(f"{path}: missing (rerun the pack stage)")
-        arrays[name] = np.load(path, mmap_mode="r")
-    shape = arrays["tokens"].shape
-    bad = [n for n, a in arrays.items() if a.shape != shape]
-    if len(shape) != 2 or bad:
-        raise DataError(f"{folder}: {split} arrays disagree in shape ({', '.join(bad) or shape})")
-    return arrays
-
-
-def packed_width(folder: Path) -> int:
-    meta = folder / "meta.json"
-    try:
-        return int(json.loads(meta.read_text())["context_length"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{meta}: unreadable pack metadata ({exc})") from exc
+# DataError, load_packed and packed_width are re-exported for the modules that still import
+# them from here (training/trainer.py, stages/evaluate.py, stages/train.py); new code imports
+# them from dataset/packed_files.py.
+__all__ = ["Cursor", "DataError", "batch_cu_seqlens", "load_packed", "make_batch", "packed_width"]
 
 
 def batch_cu_seqlens(doc_ids: torch.Tensor) -> torch.Tensor:
@@ -62,7 +36,7 @@ def batch_cu_seqlens(doc_ids: torch.Tensor) -> torch.Tensor:
 
 def make_batch(arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> PackedBatch:
     rows = np.sort(rows)  # memory-mapped reads in file order; the order inside a batch is irrelevant
-    take = {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in ARRAYS}
+    take = {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in TRAINING_ARRAYS}
     return PackedBatch(
         idx=take["tokens"].long().to(device),
         targets=take["targets"].long().to(device),

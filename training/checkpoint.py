@@ -87,3 +87,19 @@ def restore_rng(rng: dict) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def resume_state(folder: Path, explicit: Path | None) -> dict | None:
+    """The checkpoint to resume from: the explicit one, else the run's newest. A corrupt
+    newest checkpoint is an error (naming the previous good one), never silently skipped."""
+    if explicit is not None:
+        return load_checkpoint(explicit)
+    checkpoints = list_checkpoints(folder)
+    if not checkpoints:
+        return None
+    try:
+        return load_checkpoint(checkpoints[-1])
+    except CheckpointError as exc:
+        previous = checkpoints[-2] if len(checkpoints) > 1 else None
+        hint = f"; resume from the previous one with --resume-from {previous}" if previous else ""
+        raise CheckpointError(f"{exc}{hint}") from exc

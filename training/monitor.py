@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # no screen: render to files only
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.io import atomic_write  # noqa: E402
+from common.files import atomic_write  # noqa: E402
 
 PANELS = (
     ("loss", "loss", "train"),

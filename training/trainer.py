@@ -1,4 +1,4 @@
-"""The training loop of stages/train.py: set-up, resume, steps, checkpoints, monitors."""
+"""The trainer behind stages/train.py: set-up, resume, steps, checkpoints, monitors, outputs."""
 
 from __future__ import annotations
 
@@ -13,23 +13,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.io import atomic_write, write_json
-from training.checkpoint import capture_rng, restore_rng, save_checkpoint
+from common.devices import pick_device
+from common.files import atomic_write, write_json
+from dataset.packed_files import DataError, load_packed, packed_width
+from dataset.tokenizer import Tokenizer
 from model.gpt import GPT, set_weight_decay
-from training.schedule import accumulation_steps, learning_rate, weight_decay
 from model.variants import load_variant
-from stages.train import (
-    TrainParams,
-    autocast,
-    load_tokenizer_size,
-    pick_device,
-    probe_batch_size,
-    resume_state,
-    setup_distributed,
-    validation_loss,
-)
-from training.batches import Cursor, DataError, load_packed, make_batch, packed_width
+from training.batches import Cursor, make_batch
+from training.checkpoint import capture_rng, restore_rng, resume_state, save_checkpoint
+from training.distributed import probe_batch_size, setup_distributed
 from training.monitor import render_monitor
+from training.params import TrainParams
+from training.precision import autocast
+from training.schedule import accumulation_steps, learning_rate, weight_decay
+from training.validation import validation_loss
 
 log = logging.getLogger("train")
 
@@ -40,7 +37,7 @@ class Trainer:
         if not (params.batch_size == "auto" or (isinstance(params.batch_size, int) and params.batch_size > 0)):
             raise ValueError(f"train.batch_size: expected a positive int or 'auto', got {params.batch_size!r}")
         self.dist = setup_distributed("cuda" if params.device != "cpu" and torch.cuda.is_available() else "cpu")
-        self.device = pick_device(params.device, self.dist)
+        self.device = pick_device(params.device, "train.device", self.dist.local_rank)
         torch.manual_seed(params.seed)
 
         self.train_data = load_packed(args.packed, "train")
@@ -48,7 +45,7 @@ class Trainer:
             raise DataError(f"{args.packed}: no packed training contexts (run the pack stage)")
         self.val_data = load_packed(args.packed, "val")
         self.width = packed_width(args.packed)
-        self.config = load_variant(params.variant, vocab_size=load_tokenizer_size(args.tokenizer))
+        self.config = load_variant(params.variant, vocab_size=Tokenizer.load(args.tokenizer).vocab_size)
         if self.width > self.config.context_length:
             raise ValueError(
                 f"pack.context_length={self.width} exceeds the {params.variant} variant's "

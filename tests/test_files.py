@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from common.io import JsonlError, atomic_write, iter_jsonl_lines, read_jsonl, write_jsonl
+from common.files import JsonlError, atomic_write, iter_jsonl_lines, read_jsonl, write_jsonl
 
 
 def test_jsonl_round_trip_keeps_unicode(tmp_path):

@@ -1,0 +1,38 @@
+"""Where the download stage's articles come from: one dispatch over the three sources.
+
+sample  the shipped corpus under data/sample/ (offline default; corpus/articles.py)
+api     the MediaWiki API, batched, cached per title, retried (corpus/mediawiki.py)
+dump    a local pages-articles XML dump, plain or .bz2 (corpus/wiki_dump.py)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.params import ParamsError
+from corpus.articles import DownloadParams, load_sample, read_titles, unique_by_title
+from corpus.mediawiki import fetch_titles
+from corpus.wiki_dump import read_dump
+
+SOURCES = ("sample", "api", "dump")
+
+
+def check_params(params: DownloadParams, where: str) -> None:
+    if params.source not in SOURCES:
+        raise ParamsError(f"{where}:download.source: {params.source!r} is not one of {', '.join(SOURCES)}")
+
+
+def download(params: DownloadParams, sample_dir: Path, titles: Path, cache_dir: Path) -> tuple[list[dict], list[str]]:
+    """(records unique by final title, requested titles the source lacks) from `params.source`.
+
+    The title list is read by api and dump only; api caches each article under `cache_dir`/api.
+    Raises DownloadError when a source cannot deliver.
+    """
+    missing: list[str] = []
+    if params.source == "sample":
+        records = load_sample(sample_dir)
+    elif params.source == "api":
+        records, missing = fetch_titles(read_titles(titles), params, cache_dir / "api")
+    else:
+        records, missing = read_dump(Path(params.dump_path), read_titles(titles))
+    return unique_by_title(records), missing

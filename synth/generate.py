@@ -1,0 +1,139 @@
+"""The generate stage's logic: plan work items, run the pending ones, rebuild the records.
+
+A work item is (window, prompt type, generator config). Its result is stored under a hash
+of those (synth/work_store.py), so a killed run resumes where it stopped, a new prompt
+type or window generates only what is new, and a changed generator config (model,
+temperature...) regenerates instead of reusing. The records are rebuilt from the store
+in a fixed order, so they never hold a duplicate and the same store gives the same bytes.
+README.md, "Generating at scale", says how to run and steer it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable
+
+from common.params import ParamsError
+from llm.base import ChatBackend
+from synth.executors import run_dask, run_local
+from synth.generate_params import GenerateParams
+from synth.items import WorkItem
+from synth.prompt_types import PromptType
+from synth.work_store import DONE, FAILED, WorkStore
+
+
+def item_key(window: dict, ptype: PromptType, mode: str, fingerprint: dict) -> str:
+    """Hash of everything that decides an item's output: editing a prompt, switching model
+    or mode gives new keys (new work); anything else reuses the stored result."""
+    spec = {
+        "window": window["id"],
+        "type": dataclasses.asdict(ptype) | {"weight": None, "description": None},
+        "mode": mode,
+        "generator": fingerprint,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def select_types(registry: list[PromptType], names: Iterable[str], weights: dict) -> list[PromptType]:
+    by_name = {t.name: t for t in registry}
+    unknown = [n for n in [*names, *weights] if n not in by_name]
+    if unknown:
+        raise ParamsError(f"generate: unknown prompt type(s) {', '.join(sorted(set(unknown)))}")
+    chosen = [by_name[n] for n in names] if names else list(registry)
+    return [dataclasses.replace(t, weight=float(weights.get(t.name, t.weight))) for t in chosen]
+
+
+def plan_items(windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, seed: int) -> list[WorkItem]:
+    """Every item, in priority order: stride scheduling over types by weight (a type of
+    weight 2 gets two items for each one of a weight-1 type), windows of each type in a
+    seeded shuffle so a `--limit` run samples the whole corpus, not its first article."""
+    ranked = []
+    for type_index, ptype in enumerate(types):
+        if ptype.weight <= 0:
+            continue
+        order = list(range(len(windows)))
+        random.Random(f"{seed}:{ptype.name}").shuffle(order)
+        for rank, w in enumerate(order):
+            key = item_key(windows[w], ptype, mode, fingerprint)
+            ranked.append(((rank + 1) / ptype.weight, type_index, WorkItem(key, w, type_index)))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [item for _, _, item in ranked]
+
+
+def consolidate(
+    store: WorkStore, windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict
+) -> tuple[list[dict], dict[str, Counter], Counter]:
+    """Records of every finished item, windows in file order, types in registry order."""
+    done, failed = store.keys(DONE), store.keys(FAILED)
+    records, stats, seen = [], Counter(), set()
+    per_type: dict[str, Counter] = {t.name: Counter() for t in types}
+    for window in windows:
+        for ptype in types:
+            key = item_key(window, ptype, mode, fingerprint)
+            if key in done:
+                payload = store.get(DONE, key)
+                if payload["records"]:
+                    for record in payload["records"]:
+                        # overlapping windows (stride < size) can ask the same thing twice
+                        text = tuple(" ".join(m["content"].lower().split()) for m in record["messages"])
+                        if text in seen:
+                            per_type[ptype.name]["duplicate"] += 1
+                            continue
+                        seen.add(text)
+                        records.append(record)
+                        per_type[ptype.name]["records"] += 1
+                else:
+                    per_type[ptype.name][f"skipped:{payload['skipped']}"] += 1
+            elif key in failed:
+                reason = (store.get(FAILED, key) or {}).get("reason", "unknown")
+                per_type[ptype.name][f"failed:{reason}"] += 1
+                stats[f"failed:{reason}"] += 1
+            else:
+                per_type[ptype.name]["pending"] += 1
+                stats["pending"] += 1
+    return records, per_type, stats
+
+
+def pending_items(
+    items: list[WorkItem], done: set[str], failed: set[str], retry_failed: bool, limit: int | None
+) -> list[WorkItem]:
+    """The items still to run, in priority order: not `done`, not `failed` unless
+    `retry_failed`, at most `limit` of them."""
+    skip = done if retry_failed else done | failed
+    pending = [item for item in items if item.key not in skip]
+    return pending if limit is None else pending[:limit]
+
+
+def run_pending(
+    pending: list[WorkItem],
+    windows: list[dict],
+    types: list[PromptType],
+    params: GenerateParams,
+    backend: ChatBackend,
+    store: WorkStore,
+) -> Counter:
+    """Outcome tag -> count, on the executor `generate.executor` names (a Dask worker builds
+    its own backend from `params`)."""
+    if params.executor == "dask":
+        return run_dask(pending, windows, types, params, store)
+    return run_local(pending, windows, types, params, backend, store)
+
+
+def generate_metrics(
+    items: int, records: list[dict], per_type: dict[str, Counter], stats: Counter, generator: str, mode: str
+) -> dict:
+    """metrics/generate.json: skips and failures per type by reason (`skipped:<reason>`,
+    `failed:<reason>`), failures also overall."""
+    return {
+        "items": items,
+        "records": len(records),
+        "pending": stats["pending"],
+        "failed": {k.split(":", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("failed:")},
+        "per_type": {name: dict(sorted(c.items())) for name, c in per_type.items()},
+        "generator": generator,
+        "mode": mode,
+    }
