@@ -24,7 +24,19 @@ from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 # The project's own packages; bench/ and tests/ import them but nothing imports those two.
-PACKAGES = ("common", "corpus", "synth", "quality", "dataset", "model", "training", "evaluation", "llm", "stages", "tools")
+PACKAGES = (
+    "common",
+    "corpus",
+    "synth",
+    "quality",
+    "dataset",
+    "model",
+    "training",
+    "evaluation",
+    "llm",
+    "stages",
+    "tools",
+)
 STAGE_MODULE = re.compile(r"python -m (stages\.\w+)")
 
 
