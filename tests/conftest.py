@@ -8,20 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The project's own packages (the import-graph and dvc-deps tests walk these).
-PACKAGES = (
-    "common",
-    "corpus",
-    "synth",
-    "quality",
-    "dataset",
-    "model",
-    "training",
-    "evaluation",
-    "llm",
-    "stages",
-    "tools",
-)
+from tools.deps import PACKAGES  # noqa: F401  (the project's own packages, for tests that copy or walk them)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -10,10 +10,6 @@ from tests.conftest import PACKAGES, ROOT
 from tools import deps
 
 
-def test_the_test_package_list_is_the_tools_one():
-    assert PACKAGES == deps.PACKAGES
-
-
 def test_no_import_cycles():
     assert deps.find_cycle(deps.scan()) is None
 
