@@ -187,7 +187,8 @@ TRUE_LABELS, FALSE_LABELS = {"true", "yes", "correct"}, {"false", "no", "incorre
 LEADING_LABEL = re.compile(r"^\W*(true|false|yes|no|correct|incorrect)\b(?:[.,;:!]|\s*$)", re.IGNORECASE)
 # The student's label leads its answer: "True", "False, it was 1943"; "That is not true" and a
 # label deep inside a sentence are no label (graded on the label only, so it must be the label).
-ANSWER_LABEL = re.compile(r"^\W*(true|false)\b", re.IGNORECASE)
+# "True or false: …" (the question echoed back) is no label.
+ANSWER_LABEL = re.compile(r"^\W*(true|false)\b(?!\s+or\s+(?:true|false)\b)", re.IGNORECASE)
 
 
 def _leading_label(text: str) -> bool | None:

@@ -157,6 +157,7 @@ def test_unparsed_true_false_and_empty_never_pass():
     judge = HeuristicJudge()
     assert judge.grade(TF, TF_REF, "").verdict == "FAIL"
     assert judge.grade(TF, TF_REF, "Maybe.").verdict == "FAIL"
+    assert judge.grade(TF, "True. He did.", TF).verdict == "FAIL"  # the echoed question is no label
     assert judge.grade(TF, "True. He did.", "True").verdict == "PASS"
 
 
