@@ -19,7 +19,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset.tokenizer import Tokenizer
 from model.config import GPTConfig
+from model.variants import load_variant
 from training.params import COSMETIC_KEYS, TrainParams
 
 HASH_CHUNK = 1 << 24
@@ -105,3 +107,9 @@ def run_identity(params: TrainParams, config: GPTConfig, packed: Path, tokenizer
         model_config=config.to_dict(),
         train_params=math_params(params),
     )
+
+
+def identity_from_inputs(params: TrainParams, packed: Path, tokenizer: Path) -> RunIdentity:
+    """The identity a train run on these inputs has (what a tool needs to find its folder)."""
+    config = load_variant(params.variant, vocab_size=Tokenizer.load(tokenizer).vocab_size)
+    return run_identity(params, config, Path(packed), Path(tokenizer))
