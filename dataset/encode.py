@@ -1,36 +1,63 @@
-"""Encoding chat records for training: ChatML ids and loss mask, and the held-out split by article.
+"""Encoding chat records for training: ChatML ids and loss mask, and the three splits.
 
 Each record's messages are rendered and encoded by dataset/chatml.py: mask 1 on the assistant
-content and its `<|im_end|>`, 0 on the user turn, the role headers and the newlines. The
-held-out split is by article: an article goes to `val` when a hash of (seed, title) falls
-below `val_fraction`, so it lands in the same split whatever other articles there are, and
-evaluation never sees a training article. A record that cannot be a training conversation is
-dropped with a reason (common/reasons.py): `invalid_utf8`, `invalid_json`, `not_an_object`,
-`no_article`, or dataset/chatml.py's message reasons.
+content and its `<|im_end|>`, 0 on the user turn, the role headers and the newlines. Splits:
+- `val` (the `unseen` control): every record of the articles whose hash of (seed, title)
+  falls below `val_fraction`, so an article lands in the same split whatever other articles
+  there are, and no held-out article is ever trained on;
+- `recall`: of every trained article, a seeded share (`recall_fraction`) of its question
+  groups (a qa/contrastive record with its contrast-swap mirror), minus the groups with a
+  near-duplicate question in train (dataset/recall_split.py);
+- `train`: the rest, including every `qpt` record of a trained article.
+Choosing recall takes passes over the input before the encoding pass (groups, their
+questions, the training questions), so memory holds only the held-out questions.
+A record that cannot be a training conversation is dropped with a reason (common/reasons.py):
+`invalid_utf8`, `invalid_json`, `not_an_object`, `no_article`, or dataset/chatml.py's message
+reasons.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from common.files import JsonlLine
 from common.params import ParamsError
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder, message_problem
+from dataset.recall_split import (
+    HELD_OUT_KINDS,
+    Group,
+    NearDuplicateIndex,
+    choose_recall_groups,
+    group_of,
+    guard_near_duplicates,
+    question_of,
+)
 from dataset.token_files import SplitWriter
+
+SPLITS = ("train", "val", "recall")
 
 
 @dataclass(frozen=True)
 class EncodeParams:
-    val_fraction: float  # share of articles held out for evaluation
-    seed: int  # salts the article hash: a new seed draws a new held-out set
+    val_fraction: float  # share of articles held out for evaluation (the unseen control)
+    recall_fraction: float  # share of each trained article's question groups held out (recall)
+    recall_near_dup_threshold: float  # word-3-gram or 5-char-shingle Jaccard that sends a recall group back to train
+    seed: int  # salts the article and group hashes: a new seed draws new held-out sets
 
 
 def check_params(params: EncodeParams, where: str) -> None:
     if not 0.0 <= params.val_fraction < 1.0:
         raise ParamsError(f"{where}:encode.val_fraction: must be in [0, 1), got {params.val_fraction}")
+    if not 0.0 <= params.recall_fraction < 1.0:
+        raise ParamsError(f"{where}:encode.recall_fraction: must be in [0, 1), got {params.recall_fraction}")
+    if not 0.0 < params.recall_near_dup_threshold <= 1.0:
+        raise ParamsError(
+            f"{where}:encode.recall_near_dup_threshold: must be in (0, 1], got {params.recall_near_dup_threshold}"
+        )
 
 
 def article_split(article: str, val_fraction: float, seed: int) -> str:
@@ -49,15 +76,69 @@ def record_problem(record: object) -> str | None:
     return message_problem(record.get("messages"))
 
 
+def record_id(line: JsonlLine) -> str:
+    return str(line.record.get("id", line.lineno))
+
+
+@dataclass
+class SplitPlan:
+    """Which split every record goes to: val by article, recall by group, else train."""
+
+    params: EncodeParams
+    recall: set[Group] = field(default_factory=set)  # held out, after the near-duplicate guard
+    moved: set[Group] = field(default_factory=set)  # chosen, then sent back to train
+    questions: dict[Group, list[str]] = field(default_factory=dict)  # of the recall groups
+
+    def held_out_candidate(self, line: JsonlLine) -> Group | None:
+        """The record's group when it is a qa/contrastive record of a trained article."""
+        record = line.record
+        if record.get("kind") not in HELD_OUT_KINDS:
+            return None
+        if article_split(record["article"], self.params.val_fraction, self.params.seed) != "train":
+            return None
+        return group_of(record, record_id(line))
+
+    def split_of(self, line: JsonlLine) -> str:
+        if article_split(line.record["article"], self.params.val_fraction, self.params.seed) == "val":
+            return "val"
+        return "recall" if self.held_out_candidate(line) in self.recall else "train"
+
+
+def usable(lines: Iterable[JsonlLine]) -> Iterator[JsonlLine]:
+    """The lines the encoding pass keeps (the planning passes skip the others silently)."""
+    return (line for line in lines if not line.error and not record_problem(line.record))
+
+
+def plan_splits(passes: Iterator[Iterable[JsonlLine]], params: EncodeParams) -> SplitPlan:
+    """Choose the recall groups, then move back those with a near-duplicate question in train.
+    `passes` yields a fresh iterable of the input lines for each of the three reads."""
+    plan = SplitPlan(params)
+    groups = {g for line in usable(next(passes)) if (g := plan.held_out_candidate(line))}
+    chosen = choose_recall_groups(groups, params.recall_fraction, params.seed)
+    questions: dict[Group, list[str]] = defaultdict(list)
+    for line in usable(next(passes)):
+        if (group := plan.held_out_candidate(line)) in chosen:
+            questions[group].append(question_of(line.record))
+    plan.recall = chosen
+    train = (question_of(line.record) for line in usable(next(passes)) if plan.split_of(line) == "train")
+    plan.moved = guard_near_duplicates(dict(questions), train, params.recall_near_dup_threshold)
+    plan.recall = chosen - plan.moved
+    plan.questions = {group: questions[group] for group in sorted(plan.recall)}
+    return plan
+
+
 def encode_records(
     lines: Iterable[JsonlLine],
     encoder: ChatEncoder,
     writers: dict[str, SplitWriter],
-    params: EncodeParams,
+    plan: SplitPlan,
     drops: Drops,
-) -> int:
-    """Encode each readable, well-formed record into its article's split; returns records kept."""
-    kept = 0
+    guard: NearDuplicateIndex | None = None,
+) -> tuple[int, set[int]]:
+    """Encode each readable, well-formed record into its split. Returns the records kept and the
+    recall questions (`guard` entries) with a near duplicate in what train got (`guard`: an index
+    of the final recall questions; an independent check of plan_splits, empty when it is right)."""
+    kept, leaked = 0, set()
     for line in lines:
         reason = line.error or record_problem(line.record)
         if reason:
@@ -65,7 +146,9 @@ def encode_records(
             continue
         record = line.record
         ids, mask = encoder.encode(record["messages"])
-        split = article_split(record["article"], params.val_fraction, params.seed)
-        writers[split].add(ids, mask, str(record.get("id", line.lineno)), record["article"])
+        split = plan.split_of(line)
+        writers[split].add(ids, mask, record_id(line), record["article"])
+        if guard is not None and split == "train":
+            leaked |= guard.matching_entries(question_of(record))
         kept += 1
-    return kept
+    return kept, leaked

@@ -1,6 +1,7 @@
 """The packed-contexts format: what the pack stage writes and training and evaluation read.
 
-A packed folder holds, per split, (C, T) arrays of C contexts of T = context_length tokens:
+A packed folder holds, per split (train, val, recall: whatever the tokens folder has), (C, T)
+arrays of C contexts of T = context_length tokens:
   {split}.tokens.npy       ids (the tokens folder's dtype, uint16 or uint32)
   {split}.mask.npy         uint8: the encode stage's loss mask of each token (for inspection)
   {split}.positions.npy    int32: position inside its record, restarting at 0 at every record

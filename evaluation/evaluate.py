@@ -52,7 +52,7 @@ class EvaluateParams:
     device: str  # auto | cpu | cuda
     val_batch_size: int  # packed val contexts per forward for the validation loss
     max_val_batches: int  # 0 = every val context
-    open_prompts: tuple[str, ...]  # the historian check's open questions
+    open_prompts: tuple[dict, ...]  # the historian check: {prompt, article} (groundedness against the article)
     heuristic: HeuristicParams
     openai: OpenAIParams
     transformers: TransformersParams
@@ -71,6 +71,11 @@ def check_params(params: EvaluateParams, where: str) -> None:
         ("val_batch_size", params.val_batch_size >= 1, "must be >= 1"),
         ("max_val_batches", params.max_val_batches >= 0, "must be >= 0 (0 = all)"),
     ]
+    prompts_ok = all(
+        isinstance(p, dict) and set(p) == {"prompt", "article"} and all(isinstance(v, str) and v for v in p.values())
+        for p in params.open_prompts
+    )
+    problems.append(("open_prompts", prompts_ok, "must be a list of {prompt, article} entries"))
     for key, ok, why in problems:
         if not ok:
             raise ParamsError(f"{where}.{key}: {why}, got {getattr(params, key)!r}")

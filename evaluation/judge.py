@@ -7,8 +7,10 @@
   F1, because references are short and students ramble; a rambling answer is instead caught by
   the hard checks, which decide before overlap does (first failure wins, named in `details`):
     empty_answer    nothing to grade
-    true_false      "True or false" / yes-no references: the answer's label must agree
-    choice          "X or Y?" and A-E questions: the answer must pick the reference's option
+    true_false      "True or false" items: the answer's leading True/False must be the
+                    reference's label, and nothing else is checked; yes/no likewise
+    choice          "X or Y?" and A-E questions: the answer must name the reference's whole
+                    option and no other (or its letter, for A-E): evaluation/choice.py
     years           every year of the reference (not already in the question) is in the answer
     numbers         every other number of the reference likewise ("1,500" = "1500", "1.5 million")
     names           every multi-word or titled name of the reference: its last word (surname)
@@ -17,8 +19,8 @@
     foreign_years   the reference has a year, the answer offers another (a hedge or a wrong date)
     foreign_numbers the answer offers a number >= 100 within 10x of a reference number but not it
     overlap         recall >= min_overlap (0.5: half the reference's new content words)
-  True/false and choice answers are decided by the label/option plus the foreign checks: "False."
-  alone is a full answer. Facts already in the question are never required of the answer.
+  Choice answers are decided by the option plus the foreign checks, true/false by the label
+  alone: "False." is a full answer. Facts already in the question are never required of the answer.
   The regexes below are tuned for grading (a number "1.5 million" equals "1,500,000", a
   surname matches a full name), which is why they are not synth/entities.py's extractors.
 - `LLMJudge` (evaluation/judge_llm.py) asks a chat model; `summarise` counts both kinds of verdict
@@ -32,6 +34,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+
+from evaluation.choice import LETTER, choice_problem, correct_index, question_options
 
 VERDICTS = ("PASS", "FAIL", "UNPARSED", "ERROR")
 
@@ -181,7 +185,10 @@ def extract_names(text: str) -> list[tuple[str, list[str]]]:
 TRUE_LABELS, FALSE_LABELS = {"true", "yes", "correct"}, {"false", "no", "incorrect"}
 # A leading label set off by punctuation: "True.", "No, he did not" (not "No German unit…").
 LEADING_LABEL = re.compile(r"^\W*(true|false|yes|no|correct|incorrect)\b(?:[.,;:!]|\s*$)", re.IGNORECASE)
-LETTER = re.compile(r"^\W*(?:answer\W*)?\(?([A-E])(?:[).:]|\s*$)", re.IGNORECASE)
+# The student's label leads its answer: "True", "False, it was 1943"; "That is not true" and a
+# label deep inside a sentence are no label (graded on the label only, so it must be the label).
+# "True or false: …" (the question echoed back) is no label.
+ANSWER_LABEL = re.compile(r"^\W*(true|false)\b(?!\s+or\s+(?:true|false)\b)", re.IGNORECASE)
 
 
 def _leading_label(text: str) -> bool | None:
@@ -189,66 +196,58 @@ def _leading_label(text: str) -> bool | None:
     return None if match is None else match[1].lower() in TRUE_LABELS
 
 
-def _label(text: str, window: int = 8) -> bool | None:
-    """The first true/false word among the opening words; "not true" is False."""
-    words = re.findall(r"[a-z]+", text.lower())[:window]
-    for i, word in enumerate(words):
-        if word in TRUE_LABELS | FALSE_LABELS:
-            return (word in TRUE_LABELS) != (i > 0 and words[i - 1] == "not")
-    return None
+def option_words(text: str) -> list[str]:
+    """An option's or answer's words for whole-option matching: case, punctuation, "the" and
+    whitespace folded, numbers canonical ("1,500" = "1500")."""
+    return [w for w in _plain_words(text) if w != "the"]
 
 
-def _options(question: str, reference: str) -> tuple[list[str], list[str]] | None:
-    """(chosen, rival) tokens of an "…, X or Y?" question whose reference opens with X or Y.
-    The prompts put the options after a comma; without one the rival's extent is unknown and
-    is taken as long as the chosen option."""
+def _or_options(question: str, reference: str) -> list[str] | None:
+    """[chosen, rival] of an "…, X or Y?" question whose reference opens with X or Y. The prompts
+    put the options after a comma; without one the rival's extent is unknown and is taken as
+    long as the chosen option."""
     *before, segment = re.split(r"[,:;]", question.rstrip().rstrip("?"))
-    chosen = tokens(re.split(r"[.,;]", reference, maxsplit=1)[0])
+    chosen = option_words(re.split(r"[.,;]", reference, maxsplit=1)[0])
     if " or " not in segment or not chosen:
         return None
-    left, right = (tokens(side) for side in segment.rsplit(" or ", 1))
+    left, right = (option_words(side) for side in segment.rsplit(" or ", 1))
     size = None if before else len(chosen)
     if left[-len(chosen) :] == chosen:
-        return chosen, right[:size]
-    if right[: len(chosen)] == chosen:
-        return chosen, left[-size:] if size else left
-    return None
+        rival = right[:size]
+    elif right[: len(chosen)] == chosen:
+        rival = left[-size:] if size else left
+    else:
+        return None
+    return [" ".join(chosen), " ".join(rival)] if rival and rival != chosen else None
 
 
 def closed_check(
     question: str, reference: str, answer: str, options: Sequence[str] | None = None
 ) -> tuple[str, str] | None:
-    """(check, problem or "") for a true/false, yes/no, A-E or "X or Y?" question; None when
-    the question is open."""
+    """(check, problem or "") for a true/false, yes/no, multiple-choice or "X or Y?" question;
+    None when the question is open. True/false is graded on the answer's leading label only;
+    a choice on whole options (evaluation/choice.py)."""
     true_false = question.lower().startswith("true or false")
     ref_label = _leading_label(reference)
-    got = _label(answer) if true_false else _leading_label(answer)
-    if ref_label is not None and (true_false or got is not None):
-        if got is None:
-            return "true_false", "no true/false label in the answer"
+    if ref_label is not None and true_false:
+        label = ANSWER_LABEL.match(answer)
+        if label is None:
+            return "true_false", "no leading true/false label in the answer"
+        got = label[1].lower() == "true"
         return "true_false", "the answer contradicts the reference" if got != ref_label else ""
-    ref_letter, ans_letter = LETTER.match(reference), LETTER.match(answer)
-    if ref_letter and ans_letter:
-        same = ref_letter[1].upper() == ans_letter[1].upper()
-        return "choice", "" if same else f"picked {ans_letter[1].upper()}, reference is {ref_letter[1].upper()}"
-    ref_tokens = set(tokens(reference))
-    pair = None if true_false else _options(question, reference)
-    if options and len(options) == 2:
-        first, second = tokens(options[0]), tokens(options[1])
-        pair = (first, second) if set(first) <= ref_tokens else (second, first)
-    if pair is None:
+    if ref_label is not None and (got := _leading_label(answer)) is not None:  # a yes/no question
+        return "true_false", "the answer contradicts the reference" if got != ref_label else ""
+    if true_false:
         return None
-    chosen, rival = pair
-    # Shared words tell nothing; nor do rival words the reference uses itself (the "Stalingrad"
-    # of "Manstein at Stalingrad?" when the options' extent was guessed).
-    marks = {"chosen": set(chosen) - set(rival), "rival": set(rival) - set(chosen) - ref_tokens}
-    order = tokens(answer)
-    seen = {side: next((i for i, t in enumerate(order) if t in words), None) for side, words in marks.items()}
-    seen = {side: i for side, i in seen.items() if i is not None}
-    if not seen:
-        return "choice", "the answer names neither option"
-    # The option the answer leads with is its choice: "Paulus, not Manstein".
-    return "choice", "the answer picks the other option" if min(seen, key=seen.get) == "rival" else ""
+    listed = question_options(question)
+    choices = list(options) if options and len(options) >= 2 else listed or _or_options(question, reference)
+    if not choices:
+        return None
+    correct = correct_index(reference, choices, option_words)
+    if correct is None:
+        return None
+    letters = listed is not None or len(choices) > 2 or LETTER.match(reference) is not None
+    return "choice", choice_problem(answer, choices, correct, option_words, letters)
 
 
 class HeuristicJudge:
@@ -319,10 +318,14 @@ class HeuristicJudge:
             ("negation", "the reference negates, the answer does not" if flipped else ""),
         ]
         checks = [closed] if closed else open_checks  # a closed question's label or option stands for them
-        checks += [
-            ("foreign_years", _listed(foreign_years) if len(foreign_years) > self.max_foreign_years else ""),
-            ("foreign_numbers", _listed(foreign_numbers) if len(foreign_numbers) > self.max_foreign_numbers else ""),
-        ]
+        if closed is None or closed[0] != "true_false":  # true/false is graded on the label only
+            checks += [
+                ("foreign_years", _listed(foreign_years) if len(foreign_years) > self.max_foreign_years else ""),
+                (
+                    "foreign_numbers",
+                    _listed(foreign_numbers) if len(foreign_numbers) > self.max_foreign_numbers else "",
+                ),
+            ]
         details = {"overlap": round(overlap, 3)}
         for check, problem in checks:
             if problem:

@@ -1,15 +1,21 @@
-"""encode: encode chat records in ChatML to token ids plus a loss mask, split by article.
+"""encode: encode chat records in ChatML to token ids plus a loss mask, in three splits.
 
 Each record's messages are rendered and encoded by dataset/chatml.py (mask 1 on the assistant
 content and its `<|im_end|>`); records keep their input order (the shuffle stage already
-shuffled them); an article goes to `val` by a stable hash of (seed, title), so evaluation
-never sees a training article (dataset/encode.py). A record that cannot be a training
+shuffled them). Splits (dataset/encode.py): `val`, whole articles chosen by a stable hash of
+(seed, title), so evaluation's `unseen` control never saw its article; `recall`, a seeded
+share of every trained article's qa/contrastive question groups (a question with its
+contrast-swap mirror), minus those with a near-duplicate question in train
+(dataset/recall_split.py); `train`, the rest. A record that cannot be a training
 conversation (no messages, wrong roles, empty content, no article, unreadable line) is
 dropped and counted by reason under "dropped" (common/reasons.py).
 
-Input:  data/tokenizer/ (spm.model), data/shuffled.jsonl
-Output: data/tokens/ ({train,val}.{ids,mask,offsets}.npy, {split}.records.jsonl, meta.json;
-        format in dataset/token_files.py), metrics/encode.json
+Input:  data/tokenizer/ (spm.model), data/shuffled.jsonl (read four times: three planning
+        passes, then the encoding pass)
+Output: data/tokens/ ({train,val,recall}.{ids,mask,offsets}.npy, {split}.records.jsonl with
+        {"id", "article"} per record in array order, meta.json; format in
+        dataset/token_files.py), metrics/encode.json (per split; "recall": records, groups,
+        near_duplicates_moved, near_duplicates_left, which must be 0)
 
 Example:
   python -m stages.encode --params params.yaml --tokenizer data/tokenizer \
@@ -31,8 +37,9 @@ from common.files import atomic_dir, iter_jsonl_lines, write_json
 from common.params import ParamsError, load_section
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
-from dataset.encode import EncodeParams, check_params, encode_records
-from dataset.token_files import META_FILE, SPLITS, SplitWriter, ids_dtype, tokens_meta
+from dataset.encode import SPLITS, EncodeParams, check_params, encode_records, plan_splits
+from dataset.recall_split import NearDuplicateIndex
+from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
 
 log = logging.getLogger("encode")
@@ -66,15 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     drops = Drops("encode")
     try:
         with atomic_dir(args.out) as tmp:
+            passes = (
+                tqdm(iter_jsonl_lines(args.inp), desc=f"encode plan {n}/3", unit="record", mininterval=2)
+                for n in range(1, 4)
+            )
+            plan = plan_splits(passes, params)
+            guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
             lines = tqdm(iter_jsonl_lines(args.inp), desc="encode", unit="record")
-            kept = encode_records(lines, encoder, writers, params, drops)
+            kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard)
             counts = {split: writer.close() for split, writer in writers.items()}
             if not kept:
                 raise NothingToWrite
-            overlap = writers["train"].articles & writers["val"].articles
+            overlap = writers["val"].articles & (writers["train"].articles | writers["recall"].articles)
             if overlap:  # impossible by construction; checked because evaluation relies on it
-                raise RuntimeError(f"articles in both splits: {sorted(overlap)}")
+                raise RuntimeError(f"articles in val and in train or recall: {sorted(overlap)}")
+            if leaked:  # likewise: plan_splits moved every such group back to train
+                raise RuntimeError(f"{len(leaked)} recall questions have a near duplicate in train")
             splits = {split: {**counts[split], "article_titles": sorted(writers[split].articles)} for split in SPLITS}
             special_ids = {
                 "im_start_id": tokenizer.im_start_id,
@@ -82,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                 "pad_id": tokenizer.pad_id,
             }
             meta = tokens_meta(tokenizer.vocab_size, dtype, special_ids, params.val_fraction, params.seed, splits)
+            meta |= {
+                "recall_fraction": params.recall_fraction,
+                "recall_near_dup_threshold": params.recall_near_dup_threshold,
+            }
             write_json(tmp / META_FILE, meta)
     except NothingToWrite:
         shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
@@ -102,15 +121,23 @@ def main(argv: list[str] | None = None) -> int:
             "masked_share": round(masked / tokens, 4),
             "splits": counts,
             "val_articles": splits["val"]["article_titles"],
+            "recall": {
+                "records": counts["recall"]["records"],
+                "groups": len(plan.recall),
+                "near_duplicates_moved": len(plan.moved),
+                "near_duplicates_left": len(leaked),
+            },
         },
     )
     log.info(
-        "records=%d tokens=%d masked_share=%.3f train=%d val=%d dropped=%s",
+        "records=%d tokens=%d masked_share=%.3f train=%d val=%d recall=%d near_duplicates_moved=%d dropped=%s",
         kept,
         tokens,
         masked / tokens,
         counts["train"]["records"],
         counts["val"]["records"],
+        counts["recall"]["records"],
+        len(plan.moved),
         dict(drops),
     )
     return 0

@@ -1,8 +1,7 @@
-"""evaluate: the student model answers held-out questions, a judge grades them PASS or FAIL.
+"""evaluate: what the model knows: it answers questions of each split, a judge grades them PASS or FAIL.
 
-The questions are the val split's qa and contrastive records (articles the encode stage held
-out, never a training article; evaluation/questions.py says why qpt records are not
-graded), `max_questions` of them drawn stratified by prompt type. The model answers each
+The questions are the qa and contrastive records of each split (evaluation/questions.py says why
+qpt records are not graded), at most `max_questions` per split drawn stratified by prompt type. The model answers each
 greedily (`temperature: 0`) from the ChatML prompt; the judge grades it against the record's
 reference answer:
   heuristic  offline default: token recall plus hard checks on labels, options, years,
@@ -15,14 +14,21 @@ check on two-option contrastive questions, and the "historian" check: answers to
 ("Tell me about the Eastern Front.") — mean length in tokens and the share that stop properly.
 The logic is evaluation/evaluate.py (README.md, "evaluate").
 
+Splits (evaluation/splits.py), side by side, each with baselines graded by the same judge
+(always "True", the first option, the question echoed) and chance: recall (the headline:
+held-out questions whose facts training taught), verbatim (trained questions), unseen (val
+articles: the control), exam and exam_unseen (`--exams`: log-likelihood acc / acc_norm and
+generated answers; evaluation/exam.py gives the file format).
+
 Inputs:  a model (data/model/model.pt, a checkpoint or an exported folder), data/tokenizer,
-         data/tokens (val split index), data/shuffled.jsonl, data/windows.jsonl, data/packed
+         data/tokens ({val,recall,train}.records.jsonl, meta.json), data/shuffled.jsonl,
+         data/windows.jsonl, data/packed, data/exams
 Outputs: metrics/eval.json (for `dvc metrics diff`), metrics/eval_samples.jsonl (to read)
 
 Example:
   python -m stages.evaluate --params params.yaml --model data/model/model.pt \
       --tokenizer data/tokenizer --tokens data/tokens --records data/shuffled.jsonl \
-      --windows data/windows.jsonl --packed data/packed \
+      --windows data/windows.jsonl --packed data/packed --exams data/exams \
       --metrics metrics/eval.json --samples metrics/eval_samples.jsonl
 """
 
@@ -43,46 +49,56 @@ from common.files import read_jsonl, write_json, write_jsonl
 from common.params import load_section
 from dataset.packed_files import DataError
 from dataset.tokenizer import Tokenizer
-from evaluation.evaluate import (
-    EvaluateParams,
-    build_judge,
-    check_params,
-    grade_all,
-    student_answers,
-    validation_metrics,
-)
-from evaluation.questions import (
-    answer_stats,
-    open_rows,
-    sample_questions,
-    sample_rows,
-    summarise_eval,
-    val_questions,
-)
+from evaluation.evaluate import EvaluateParams, build_judge, check_params
+from evaluation.exam import exam_files, read_exam_items, split_exam
+from evaluation.historian import article_texts
+from evaluation.report import measure
+from evaluation.splits import choose_splits, wanted_records
 from model.gpt import GPT
 from model.inference import load_model
 
 log = logging.getLogger("evaluate")
+SPLIT_INDEXES = ("val", "recall", "train")  # data/tokens/<split>.records.jsonl
 
 
-def load_everything(
-    args: argparse.Namespace,
-) -> tuple[EvaluateParams, Tokenizer, list[dict], dict[str, str], GPT, torch.device]:
-    """(params, tokenizer, val questions, window id -> text, model, device); raises on bad inputs."""
+def read_index(tokens: Path, split: str) -> list[dict] | None:
+    path = tokens / f"{split}.records.jsonl"
+    if not path.is_file():
+        log.warning("split=%s skipped: %s not found", {"val": "unseen", "train": "verbatim"}.get(split, split), path)
+        return None
+    return list(read_jsonl(path))
+
+
+def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer, dict, dict, GPT, torch.device]:
+    """(params, tokenizer, inputs {splits, exams, windows, texts, val_questions}, model, device);
+    raises on bad inputs."""
     params = load_section(args.params, "evaluate", EvaluateParams)
     check_params(params, f"{args.params}:evaluate")
     if not args.model.exists():
         raise FileNotFoundError(f"{args.model}: model not found (run the train stage, or pass an exported folder)")
-    for path in (args.tokens / "meta.json", args.records, args.windows):
+    for path in (args.tokens / "meta.json", args.tokens / "val.records.jsonl", args.records, args.windows):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: not found (run the pipeline up to encode first)")
+    if args.exams is not None and not args.exams.is_dir():
+        raise FileNotFoundError(f"{args.exams}: exams folder not found")
     tokenizer = Tokenizer.load(args.tokenizer)
     meta = json.loads((args.tokens / "meta.json").read_text(encoding="utf-8"))
     train_articles = set(meta["splits"]["train"]["article_titles"])
-    val_index = list(read_jsonl(args.tokens / "val.records.jsonl"))
-    questions = val_questions(read_jsonl(args.records), val_index, train_articles)
-    wanted = {q["window"] for q in questions}
-    windows = {w["id"]: w["text"] for w in read_jsonl(args.windows) if w.get("id") in wanted}
+    indexes = {split: read_index(args.tokens, split) for split in SPLIT_INDEXES}
+    by_id = wanted_records(read_jsonl(args.records), [i for i in indexes.values() if i])
+    splits = choose_splits(by_id, indexes, train_articles, params.max_questions, params.seed)
+    files = exam_files(args.exams) if args.exams else []
+    items = read_exam_items((f.name, read_jsonl(f)) for f in files)
+    exams = split_exam(items, set(meta["splits"]["val"]["article_titles"]))
+    wanted = {q["window"] for qs in splits.values() for q in qs}
+    articles = {p["article"] for p in params.open_prompts}
+    windows, window_rows = {}, []
+    for w in read_jsonl(args.windows):
+        if w.get("id") in wanted:
+            windows[w["id"]] = w["text"]
+        if w.get("article") in articles:
+            window_rows.append(w)
+    inputs = {"splits": splits, "exams": exams, "windows": windows, "texts": article_texts(window_rows, articles)}
     device = pick_device(params.device, "evaluate.device")
     model, config = load_model(args.model, device=device)
     if config.vocab_size != tokenizer.vocab_size:
@@ -90,7 +106,7 @@ def load_everything(
             f"{args.model}: vocab_size {config.vocab_size} != the tokenizer's {tokenizer.vocab_size} "
             f"({args.tokenizer}): not the tokenizer this model was trained with"
         )
-    return params, tokenizer, questions, windows, model, device
+    return params, tokenizer, inputs, model, device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,47 +121,39 @@ def main(argv: list[str] | None = None) -> int:
         help="model.pt, a training checkpoint or an exported model folder",
     )
     parser.add_argument("--tokenizer", type=Path, required=True)
-    parser.add_argument("--tokens", type=Path, required=True, help="encode output (val split index)")
+    parser.add_argument("--tokens", type=Path, required=True, help="encode output (split indexes)")
     parser.add_argument("--records", type=Path, required=True, help="the records the encode stage read")
-    parser.add_argument("--windows", type=Path, required=True, help="source windows, shown to an llm judge")
+    parser.add_argument("--windows", type=Path, required=True, help="source windows: llm judge, historian")
     parser.add_argument("--packed", type=Path, required=True, help="pack output (val contexts for the loss)")
+    parser.add_argument("--exams", type=Path, default=None, help="a folder of exam *.jsonl (evaluation/exam.py)")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--samples", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        params, tokenizer, questions, windows, model, device = load_everything(args)
+        params, tokenizer, inputs, model, device = load_everything(args)
         judge = build_judge(params)  # before the model runs: a bad judge config fails in a second
-    except (ValueError, OSError, KeyError) as exc:  # ParamsError, ModelLoadError, DataError... are ValueErrors
+    except (ValueError, OSError, KeyError) as exc:  # ParamsError, ModelLoadError, ExamError... are ValueErrors
         log.error("%s", exc.args[0] if isinstance(exc, KeyError) else exc)
         return 2
-    asked = sample_questions(questions, params.max_questions, params.seed)
-    log.info("val_questions=%d asked=%d judge=%s device=%s", len(questions), len(asked), judge.name, device)
-    opens = [[{"role": "user", "content": p}] for p in params.open_prompts]
+    asked = {name: len(qs) for name, qs in inputs["splits"].items()}
+    log.info("asked=%s exam=%d judge=%s device=%s", asked, sum(map(len, inputs["exams"].values())), judge.name, device)
     try:
-        answers = student_answers(model, tokenizer, [q["prompt"] for q in asked], params, params.max_new_tokens)
-        open_answers = student_answers(model, tokenizer, opens, params, params.open_max_new_tokens, "historian")
-        loss = validation_metrics(model, args.packed, params, device)
-        verdicts = grade_all(judge, asked, answers, windows)
+        metrics, rows = measure(model, tokenizer, judge, params, inputs, args.packed, device)
     except DataError as exc:
         log.error("%s", exc)
         return 2
     finally:
         with contextlib.suppress(Exception):  # closing is best effort; the run's outcome is decided
             judge.close()
-    metrics = {
-        **summarise_eval(asked, answers, verdicts),
-        **loss,
-        "historian": answer_stats(open_answers),
-        "judge": judge.name,
-        "val_questions": len(questions),
-    }
-    write_jsonl(args.samples, [*sample_rows(asked, answers, verdicts), *open_rows(params.open_prompts, open_answers)])
+    metrics["judge"] = judge.name
+    write_jsonl(args.samples, rows)
     write_json(args.metrics, metrics)
-    q = metrics["questions"]
-    log.info("asked=%d pass_rate=%.3f pass=%d fail=%d unparsed=%d error=%d val_loss=%s gap=%s historian_tokens=%s",
-             q["total"], metrics["pass_rate"], q["pass"], q["fail"], q["unparsed"], q["error"], loss["val_loss"],
-             metrics["positional_bias"]["gap"], metrics["historian"]["mean_answer_tokens"])  # fmt: skip
+    for name, split in metrics["splits"].items():
+        score = split.get("pass_rate", split.get("ll_acc"))
+        log.info("split=%s n=%d score=%s baselines=%s", name, split["n"], score, split["baselines"])
+    log.info("val_loss=%s contrastive_gap=%s historian_grounded=%s", metrics["val_loss"],
+             metrics["contrastive"]["generated"]["gap"], metrics["historian"]["grounded_share"])  # fmt: skip
     return 0
 
 

@@ -9,7 +9,8 @@ record, so the trainer only slices rows: `cu_seqlens_from_positions(positions)`
 (model/packing.py) gives flash-attn's boundaries and `targets`/`target_mask` go straight to
 the loss.
 
-Inputs:  data/tokens/{split}.ids.npy, .mask.npy, .offsets.npy (every split found; train required)
+Inputs:  data/tokens/{split}.ids.npy, .mask.npy, .offsets.npy (every split found, packed alike:
+         train (required), val, recall)
 Outputs: data/packed/ in the format of dataset/packed_files.py: {split}.{tokens,mask,
          positions,doc_ids,targets,target_mask}.npy (C, T), {split}.segments.npy (S, 5),
          meta.json; metrics/pack.json (contexts, efficiency = non-padding share, records

@@ -6,16 +6,24 @@ decay `weight_decay` for the first `wd_switch_epochs` epochs then `weight_decay_
 bf16 autocast on CUDA and fp32 on the CPU, optional torch.compile. `batch_size: auto` on
 CUDA finds the largest physical batch that leaves `vram_headroom_gb` free.
 
+Every `eval_every` steps and at the end: validation loss (held-out articles) and recall loss
+(held-out questions of trained articles); data/model/model.pt holds the weights of the step
+with the lowest recall loss (`select_best`; false: the last step) and records that step;
+`early_stop_patience` evaluations without a new best stop the run (0: off).
+
 Checkpoints (every `checkpoint_every` steps and at the end) hold model, optimizer, step,
-epoch, data position, every RNG state and the metric history, written atomically into a
-folder named after the run's parameters, so a kill -9 and a rerun continue with the same
-losses, and a run with other params never resumes from a foreign checkpoint.
+epoch, data position, every RNG state, the metric history and the best step with its weights,
+written atomically into a folder named after the run identity (training/identity.py: packed
+data and tokenizer content, model config, train params), so a kill -9 and a rerun continue
+with the same losses, and changing pack.seed, the tokenizer or the params starts a new run.
+--resume-from refuses another run's checkpoint, naming what differs, exit 2, unless
+--allow-foreign-resume is given.
 
 Multi-GPU: the same script under torchrun (DDP), e.g.
   torchrun --nproc_per_node 2 -m stages.train --params params.yaml ...
 
 Inputs:  data/packed (pack stage), data/tokenizer
-Outputs: data/model/model.pt (final weights + config), data/checkpoints/<run>/,
+Outputs: data/model/model.pt (best or last weights + config + step), data/checkpoints/<run>/,
          metrics/train.json, metrics/train_monitor.png, dvclive/ (plots, metrics)
 
 Example:
@@ -53,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, required=True, help="live monitor PNG")
     parser.add_argument("--live", type=Path, default=Path("dvclive"), help="DVCLive folder")
     parser.add_argument("--resume-from", type=Path, help="a specific checkpoint (default: the run's newest)")
+    parser.add_argument(
+        "--allow-foreign-resume",
+        action="store_true",
+        help="resume --resume-from even when it is another run's checkpoint (logs what differs)",
+    )
     parser.add_argument("--stop-after", type=int, help="exit after this step (the orchestrator trains in slices)")
     args = parser.parse_args(argv)
     setup_logging()

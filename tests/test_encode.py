@@ -1,10 +1,12 @@
 import json
+import random
 
 import numpy as np
 import pytest
 
 from dataset.chatml import ChatEncoder, encode_prompt, render, render_prompt
 from dataset.encode import article_split
+from dataset.recall_split import NearDuplicateIndex, choose_recall_groups, guard_near_duplicates, jaccard, shingle_sets
 from dataset.token_files import ids_dtype, load_split
 from dataset.tokenizer import Tokenizer
 from stages import encode as stage
@@ -93,28 +95,122 @@ def test_segment_encoding_equals_encoding_the_rendered_text(encoder):
     assert encoder.encode(CONVERSATION)[0][: len(tok.encode(prompt))] == tok.encode(prompt)
 
 
+def read_index(out, split):
+    return [json.loads(x) for x in (out / f"{split}.records.jsonl").read_text().splitlines()]
+
+
 def test_main_writes_memory_mapped_splits_in_input_order(tmp_path, tok_dir, articles):
     records = sample_records(articles)
     code, out, metrics = run(tmp_path, tok_dir, records)
     assert code == 0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["dtype"] == "uint16" and meta["vocab_size"] == 4000
-    for split in ("train", "val"):
+    assert meta["dtype"] == "uint16" and meta["vocab_size"] == 4000 and meta["recall_fraction"] == 0.1
+    ids_by_split = {}
+    for split in ("train", "val", "recall"):
         ids, mask, offsets = load_split(out, split)
         assert isinstance(ids, np.memmap) and ids.dtype == np.uint16 and mask.dtype == np.uint8
         assert offsets.dtype == np.int64 and offsets[0] == 0 and offsets[-1] == len(ids) == len(mask)
         assert set(mask.tolist()) == {0, 1}
         first = ids[offsets[0] : offsets[1]]
         assert first[0] == meta["im_start_id"] and first[-2] == meta["im_end_id"]
-        index = [json.loads(x)["id"] for x in (out / f"{split}.records.jsonl").read_text().splitlines()]
-        expected = [
-            r["id"] for r in records if article_split(r["article"], meta["val_fraction"], meta["seed"]) == split
-        ]
-        assert index == expected and len(index) == len(offsets) - 1 == meta["splits"][split]["records"] > 0
+        index = read_index(out, split)
+        assert len(index) == len(offsets) - 1 == meta["splits"][split]["records"] > 0
+        ids_by_split[split] = [r["id"] for r in index]
+        by_id = {r["id"]: r for r in records}
+        assert all(by_id[r["id"]]["article"] == r["article"] for r in index)
+        assert ids_by_split[split] == [r["id"] for r in records if r["id"] in set(ids_by_split[split])]
+    val = [r["id"] for r in records if article_split(r["article"], meta["val_fraction"], meta["seed"]) == "val"]
+    assert ids_by_split["val"] == val
+    assert sorted(sum(ids_by_split.values(), [])) == sorted(r["id"] for r in records)
     m = json.loads(metrics.read_text())
     assert m["records"] == len(records) and m["dropped"] == {}
     assert 0 < m["masked_share"] < 1 and m["tokens"] == sum(s["tokens"] for s in m["splits"].values())
     assert m["val_articles"] == meta["splits"]["val"]["article_titles"]
+    assert m["recall"]["records"] == m["recall"]["groups"] == len(ids_by_split["recall"])
+    assert m["recall"]["near_duplicates_left"] == 0
+    # every trained article holds out round-up(10% of 3) = 1 group, unless it was a near duplicate
+    trained = meta["splits"]["train"]["article_titles"]
+    assert m["recall"]["groups"] + m["recall"]["near_duplicates_moved"] == len(trained)
+
+
+def contrastive(question, article, record_id, mirror_of=None):
+    record = chat(question, "The first.", article, record_id) | {"kind": "contrastive"}
+    return record | {"meta": {"mirror_of": mirror_of}} if mirror_of else record
+
+
+def qpt(article, record_id):
+    return chat("Tell me about this passage.", "Some passage text.", article, record_id) | {"kind": "qpt"}
+
+
+def test_recall_holds_out_question_groups_of_trained_articles_with_their_mirrors(tmp_path, tok_dir):
+    records, words = [], [f"{a}{b}{c}" for a in "bdfk" for b in "aeiou" for c in "lmnrst"]  # 120 words
+    random.Random(0).shuffle(words)
+    for a in range(4):
+        article = f"Article {a}"
+        for n in range(10):
+            x, y, z = words[3 * (10 * a + n) : 3 * (10 * a + n) + 3]  # no two groups share a word
+            records.append(contrastive(f"Did {z} see {x} or {y}?", article, f"c{a}.{n}"))
+            records.append(contrastive(f"Did {z} see {y} or {x}?", article, f"c{a}.{n}~m", mirror_of=f"c{a}.{n}"))
+            records.append(qpt(article, f"q{a}.{n}"))
+    code, out, metrics = run(tmp_path, tok_dir, records, encode__val_fraction=0.0, encode__recall_fraction=0.25)
+    assert code == 0
+    recall = [r["id"] for r in read_index(out, "recall")]
+    # round-up(0.25 x 10 groups) = 3 groups of 2 records per article, each with its mirror
+    assert len(recall) == 4 * 3 * 2 and all(f"{i}~m" in recall for i in recall if not i.endswith("~m"))
+    assert not [i for i in recall if i.startswith("q")]  # qpt records always train
+    m = json.loads(metrics.read_text())["recall"]
+    assert m == {"records": 24, "groups": 12, "near_duplicates_moved": 0, "near_duplicates_left": 0}
+    # another seed holds out other groups; none when the fraction is 0
+    _, out, _ = run(tmp_path, tok_dir, records, encode__val_fraction=0.0, encode__recall_fraction=0.25, encode__seed=5)
+    assert {r["id"] for r in read_index(out, "recall")} != set(recall)
+    _, out, metrics = run(tmp_path, tok_dir, records, encode__val_fraction=0.0, encode__recall_fraction=0.0)
+    assert read_index(out, "recall") == [] and json.loads(metrics.read_text())["recall"]["records"] == 0
+
+
+def test_a_recall_question_with_a_near_duplicate_in_train_goes_back_to_train(tmp_path, tok_dir):
+    question = "Who commanded the German Sixth Army at the Battle of Stalingrad in the winter of 1942?"
+    records = [
+        chat(question, "Paulus.", "Stalingrad", "s1"),
+        chat(question.replace("Who commanded", "Who led"), "Paulus.", "Stalingrad", "s2"),  # near duplicate
+        chat("When did Operation Uranus begin?", "On 19 November 1942.", "Uranus", "u1"),
+        chat("Which fronts took part in Operation Uranus?", "Three fronts.", "Uranus", "u2"),
+    ]
+    code, out, metrics = run(tmp_path, tok_dir, records, encode__val_fraction=0.0, encode__recall_fraction=0.5)
+    assert code == 0
+    recall = [r["article"] for r in read_index(out, "recall")]
+    assert recall == ["Uranus"]  # Stalingrad's chosen question was moved back: its twin trains
+    m = json.loads(metrics.read_text())["recall"]
+    assert (m["groups"], m["near_duplicates_moved"], m["near_duplicates_left"]) == (1, 1, 0)
+    _, out, metrics = run(tmp_path, tok_dir, records, encode__val_fraction=0.0, encode__recall_fraction=0.5,
+                          encode__recall_near_dup_threshold=1.0)  # fmt: skip
+    assert sorted(r["article"] for r in read_index(out, "recall")) == ["Stalingrad", "Uranus"]
+
+
+def test_near_duplicate_index_equals_brute_force_jaccard():
+    rng = random.Random(3)
+    words = ["the", "battle", "of", "army", "front", "general", "tank", "division", "attack", "city", "river", "bridge"]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(300)]
+    held = {("a", str(i)): [texts[i]] for i in range(0, 300, 3)}
+    for threshold in (0.5, 0.8, 1.0):
+        index = NearDuplicateIndex(held, threshold)
+        for text in texts:
+            probe = shingle_sets(text)
+            expected = {g for g, [q] in held.items()
+                        if any(jaccard(p, s) >= threshold for p, s in zip(probe, shingle_sets(q), strict=True))}  # fmt: skip
+            assert index.matches(text) == expected
+
+
+def test_near_duplicates_are_moved_until_none_is_left():
+    # a is near b (held out too), a train question is near a only: a moves, then b must follow
+    a = "so who commanded the sixth army at stalingrad in the winter"
+    b = "so who commanded the sixth army at stalingrad"
+    t = "who commanded the sixth army at stalingrad in the winter"
+    near = lambda x, y: any(jaccard(p, q) >= 0.75 for p, q in zip(shingle_sets(x), shingle_sets(y), strict=True))  # noqa: E731
+    assert near(a, t) and near(a, b) and not near(b, t)
+    moved = guard_near_duplicates({("x", "a"): [a], ("x", "b"): [b]}, [t], 0.75)
+    assert moved == {("x", "a"), ("x", "b")}
+    assert choose_recall_groups([("x", str(i)) for i in range(30)], 0.1, 1) < {("x", str(i)) for i in range(30)}
+    assert len(choose_recall_groups([("x", str(i)) for i in range(30)], 0.1, 1)) == 3  # not 4: 0.1 * 30 > 3
 
 
 def test_the_split_is_by_article_and_stable(tmp_path, tok_dir, articles):

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -19,9 +20,17 @@ FAST = {
     "evaluate.max_questions": 14,
     "evaluate.max_new_tokens": 12,
     "evaluate.open_max_new_tokens": 12,
-    "evaluate.open_prompts": ["Tell me about the Eastern Front.", "Who was Erwin Rommel?"],
+    "evaluate.open_prompts": [
+        {"prompt": "Tell me about the Eastern Front.", "article": "x"},
+        {"prompt": "Who was Erwin Rommel?", "article": "Erwin Rommel"},
+    ],
     "evaluate.device": "cpu",
 }
+
+
+def exam_item(item_id: str, article: str) -> dict:
+    options = ["1943", "1944", "1945", "1946"]
+    return {"id": item_id, "article": article, "question": f"When did {article} end?", "options": options, "answer": 0}
 
 
 def contrast_pair(title: str, n: int) -> list[dict]:
@@ -90,10 +99,15 @@ def data(tmp_path_factory):
     )
     assert train_stage.main(train_args(paths, root / "run")) == 0
     windows = write_jsonl(root / "windows.jsonl", [{"id": "w", "article": "x", "section": "", "text": WINDOW_TEXT}])
+    exams = root / "exams"
+    exams.mkdir()
+    articles = [meta["splits"]["train"]["article_titles"][0], meta["splits"]["val"]["article_titles"][0]]
+    write_jsonl(exams / "quiz.jsonl", [exam_item(f"e{i}", article) for i, article in enumerate(articles)])
     return {
         **paths,
         "model": root / "run/model/model.pt",
         "windows": windows,
+        "exams": exams,
         "run": root / "run",
         "train_articles": set(meta["splits"]["train"]["article_titles"]),
     }
@@ -109,6 +123,7 @@ def run(data, out, overrides=None, **replace):
         "--records": data["records"],
         "--windows": data["windows"],
         "--packed": data["packed"],
+        "--exams": data["exams"],
         "--metrics": out / "eval.json",
         "--samples": out / "eval_samples.jsonl",
     }
@@ -124,34 +139,53 @@ def read(out):
 def test_smoke_heuristic_metrics_and_samples(data, tmp_path):
     assert run(data, tmp_path) == 0
     metrics, rows = read(tmp_path)
-    for key in (
-        "pass_rate",
-        "questions",
-        "per_type",
-        "per_kind",
-        "positional_bias",
-        "answers",
-        "historian",
-        "val_loss",
-        "val_ppl",
-        "judge",
-    ):
-        assert key in metrics
-    assert metrics["judge"] == "heuristic" and metrics["val_loss"] > 0 and metrics["val_ppl"] > 1
-    q = metrics["questions"]
-    assert q["total"] == 14 and q["pass"] + q["fail"] + q["unparsed"] + q["error"] == 14
+    assert set(metrics["splits"]) == {"recall", "verbatim", "unseen", "exam", "exam_unseen"}
+    for name in ("recall", "verbatim", "unseen"):
+        split = metrics["splits"][name]
+        assert {"pass_rate", "n", "per_type", "baselines", "questions", "positional_bias"} <= split.keys()
+        assert set(split["baselines"]) == {"always_true", "first_option", "echo", "chance"}
+        assert split["baselines"]["echo"]["n"] == split["n"]
+    assert metrics["splits"]["verbatim"]["n"] == metrics["splits"]["recall"]["n"] > 0
+    unseen = metrics["splits"]["unseen"]
+    assert unseen["n"] == 14 and unseen["questions"]["total"] == 14
     # stratified: both types present in equal shares; mirror pairs kept together
-    assert {t: c["total"] for t, c in metrics["per_type"].items()} == {"contrast_place": 8, "what": 6}
-    bias = metrics["positional_bias"]
-    assert bias["first_total"] == bias["second_total"] == 4
-    assert set(bias) == {"first_total", "second_total", "first_accuracy", "second_accuracy", "gap"}
+    assert {t: c["total"] for t, c in unseen["per_type"].items()} == {"contrast_place": 8, "what": 6}
+    # the first option is right exactly once per mirror pair; chance on two options is 0.5
+    assert unseen["baselines"]["first_option"] == {"pass_rate": 0.5, "n": 8}
+    assert unseen["baselines"]["chance"] == 0.5 and unseen["positional_bias"]["first_total"] == 4
+    for name in ("exam", "exam_unseen"):
+        exam = metrics["splits"][name]
+        assert exam["n"] == 1 and exam["chance"] == 0.25
+        assert {"ll_acc", "ll_acc_norm", "generated_acc", "generated_acc_no_options", "baselines"} <= exam.keys()
+        assert exam["ll_acc"] in (0.0, 1.0) and exam["baselines"]["first_option"]["pass_rate"] == 1.0
+    contrastive = metrics["contrastive"]
+    assert contrastive["split"] == "recall" and set(contrastive) == {"split", "generated", "ll"}
+    assert {"acc", "gap", "n"} <= contrastive["ll"].keys() and contrastive["ll"]["n"] == contrastive["generated"]["n"]
     assert metrics["historian"]["count"] == 2 and 0 <= metrics["historian"]["stopped_share"] <= 1
-    graded, historian = rows[:14], rows[14:]
-    assert [r["question"] for r in historian] == FAST["evaluate.open_prompts"] and len(rows) == 16
+    assert metrics["historian"]["missing_articles"] == ["Erwin Rommel"] and "grounded_share" in metrics["historian"]
+    assert metrics["judge"] == "heuristic" and metrics["val_loss"] > 0 and metrics["val_ppl"] > 1
+    assert 0 <= metrics["answers"]["stopped_share"] <= 1
+    graded, historian = [r for r in rows if r["split"] != "historian"], [r for r in rows if r["split"] == "historian"]
+    assert [r["question"] for r in historian] == [p["prompt"] for p in FAST["evaluate.open_prompts"]]
     for row in graded:
-        assert {"question", "reference", "answer", "verdict", "explanation"} <= row.keys()
-        assert row["kind"] != "qpt" and row["article"] not in data["train_articles"]
-    assert {r["correct_position"] for r in graded if r["kind"] == "contrastive"} == {"first", "second"}
+        assert {"split", "question", "reference", "answer", "verdict", "explanation"} <= row.keys()
+        assert row["kind"] != "qpt"
+    assert all(r["article"] not in data["train_articles"] for r in graded if r["split"] == "unseen")
+    assert {r["split"] for r in graded} == {"recall", "verbatim", "unseen", "exam", "exam_unseen"}
+    exam_rows = [r for r in graded if r["split"] == "exam"]
+    assert [r["type"] for r in exam_rows] == ["exam_options", "exam_no_options"] and "ll_pick" in exam_rows[1]
+
+
+def test_absent_recall_and_train_indexes_are_skipped_with_a_warning(data, tmp_path, caplog):
+    tokens = tmp_path / "tokens"
+    shutil.copytree(data["tokens"], tokens)
+    (tokens / "recall.records.jsonl").unlink()
+    (tokens / "train.records.jsonl").unlink()
+    assert run(data, tmp_path, tokens=tokens) == 0
+    metrics, _ = read(tmp_path)
+    assert "recall" not in metrics["splits"] and metrics["splits"]["verbatim"]["n"] == 0
+    assert metrics["contrastive"]["split"] == "unseen"
+    assert "split=recall skipped" in caplog.text
 
 
 def test_rerun_gives_identical_bytes(data, tmp_path):
@@ -180,6 +214,8 @@ def test_checkpoint_alias_takes_a_training_checkpoint(data, tmp_path):
         str(data["windows"]),
         "--packed",
         str(data["packed"]),
+        "--exams",
+        str(data["exams"]),
         "--metrics",
         str(tmp_path / "ck.json"),
         "--samples",
@@ -191,27 +227,40 @@ def test_checkpoint_alias_takes_a_training_checkpoint(data, tmp_path):
 
 
 def test_llm_judge_unparsed_and_errors_are_never_passes(data, tmp_path):
+    tokens, exams = tmp_path / "tokens", tmp_path / "no-exams"
+    shutil.copytree(data["tokens"], tokens)
+    (tokens / "recall.records.jsonl").unlink()  # the unseen split only: 14 questions graded first
+    (tokens / "train.records.jsonl").unlink()
+    exams.mkdir()
     with OpenAIServer() as server:
-        # 12 passes, one reply without a verdict, one request that fails (400: not retried)
-        server.script(*[ok(content="Same facts.\nVerdict: PASS")] * 12, ok(content="I cannot tell."), error(400))
+        # 12 passes, one reply without a verdict, one request that fails (400: not retried); then
+        # the 22 baseline answers (8 first options, 14 echoes), all passed
+        server.script(
+            *[ok(content="Same facts.\nVerdict: PASS")] * 12,
+            ok(content="I cannot tell."),
+            error(400),
+            *[ok(content="Verdict: PASS")] * 22,
+        )
         overrides = {
             "evaluate.judge": "llm",
             "evaluate.judge_backend": "openai",
-            "evaluate.judge_concurrency": 4,
+            "evaluate.judge_concurrency": 1,  # in order: the split's answers, then the baselines
             "evaluate.openai.base_url": server.base_url,
             "evaluate.openai.api_key_env": "",
             "evaluate.openai.max_retries": 0,
             "evaluate.openai.backoff_seconds": 0.0,
         }
-        assert run(data, tmp_path, overrides) == 0
+        assert run(data, tmp_path, overrides, tokens=tokens, exams=exams) == 0
         requests = server.chat_requests
     metrics, rows = read(tmp_path)
-    q = metrics["questions"]
+    unseen = metrics["splits"]["unseen"]
+    q = unseen["questions"]
     assert (q["total"], q["pass"], q["unparsed"], q["error"], q["fail"]) == (14, 12, 1, 1, 0)
-    assert metrics["pass_rate"] == round(12 / 14, 6)
+    assert unseen["pass_rate"] == round(12 / 14, 6) and unseen["baselines"]["echo"]["pass_rate"] == 1.0
     assert metrics["judge"].startswith("openai:") and q["error_reasons"] == {"http_400": 1}
-    assert len(requests) == 14 and all(WINDOW_TEXT in r.body["messages"][-1]["content"] for r in requests)
-    assert sorted(r["verdict"] for r in rows[:14]) == ["ERROR"] + ["PASS"] * 12 + ["UNPARSED"]
+    assert len(requests) == 36 and all(WINDOW_TEXT in r.body["messages"][-1]["content"] for r in requests)
+    graded = [r for r in rows if r["split"] == "unseen"]
+    assert sorted(r["verdict"] for r in graded) == ["ERROR"] + ["PASS"] * 12 + ["UNPARSED"]
 
 
 @pytest.mark.parametrize(
@@ -221,6 +270,8 @@ def test_llm_judge_unparsed_and_errors_are_never_passes(data, tmp_path):
         ({"records": "missing.jsonl"}, {}, "not found"),
         ({}, {"evaluate.judge": "oracle"}, "evaluate.judge"),
         ({}, {"evaluate.max_new_tokens": 0}, "max_new_tokens"),
+        ({}, {"evaluate.open_prompts": ["Who was Erwin Rommel?"]}, "open_prompts"),
+        ({"exams": "missing-exams"}, {}, "exams folder not found"),
     ],
 )
 def test_bad_inputs_fail_clearly_and_write_nothing(data, tmp_path, caplog, replace, overrides, message):
@@ -300,3 +351,5 @@ def test_the_shipped_params_section_loads():
     params = load_section(ROOT / "params.yaml", "evaluate", evaluate.EvaluateParams)
     evaluate.check_params(params, "params.yaml:evaluate")
     assert params.judge == "heuristic" and params.temperature == 0.0 and len(params.open_prompts) >= 6
+    sample = {p.stem.replace("_", " ") for p in (ROOT / "data/sample").glob("*.md")}
+    assert {p["article"].lower() for p in params.open_prompts} <= {s.lower() for s in sample}

@@ -47,8 +47,9 @@ PASSES = [
         "It was Germany's invasion of the USSR, which began on June 22, 1941.",  # a name's alias
     ),
     (TF, TF_REF, "False."),
-    (TF, TF_REF, "That is not true: he surrendered in 1943."),
-    (CHOICE, CHOICE_REF, "Paulus, not Rommel."),
+    (TF, TF_REF, "False, he surrendered in 1941."),  # graded on the label only
+    (CHOICE, CHOICE_REF, "It was Friedrich Paulus."),
+    (CHOICE, CHOICE_REF, "friedrich paulus!"),
     (CHOICE, CHOICE_REF, "Friedrich Paulus"),
     (MC, "B) Friedrich Paulus", "B"),
     (MC, "B) Friedrich Paulus", "(B) Friedrich Paulus"),
@@ -77,6 +78,10 @@ FAILS = [
     (CHOICE, CHOICE_REF, "Erwin Rommel commanded it.", "choice"),
     (CHOICE, CHOICE_REF, "Walter Model.", "choice"),
     (MC, "B) Friedrich Paulus", "A) Erwin Rommel", "choice"),
+    (MC, "B) Friedrich Paulus", "B) Erwin Rommel", "choice"),  # right letter, another option's text
+    (TF, TF_REF, "That is not true: he surrendered in 1943.", "true_false"),  # no leading label
+    (CHOICE, CHOICE_REF, "Paulus, not Rommel.", "choice"),  # the whole option is not named
+    (CHOICE, CHOICE_REF, "Friedrich Paulus or Erwin Rommel.", "choice"),  # names both
     (
         "Did any German unit break out?",
         "No German unit broke out of the pocket.",
@@ -112,11 +117,56 @@ def test_heuristic_threshold_and_bad_inputs():
         HeuristicJudge(min_overlap=1.5)
 
 
+EXAM_Q = "When did the Battle of Stalingrad end?"
+
+
+@pytest.mark.parametrize(
+    ("options", "reference", "answer", "verdict"),
+    [
+        # the known false passes: one shared word ("19", "1943") used to count
+        (["19 September", "19 June"], "19 September.", "19 June", "FAIL"),
+        (["May 1943", "19 February 1943"], "May 1943.", "19 February 1943", "FAIL"),
+        (["19 September", "19 June"], "19 September.", "Either 19 September or 19 June.", "FAIL"),
+        (["19 September", "19 June"], "19 September.", "On 19 September.", "PASS"),
+        (["May 1943", "19 May 1943"], "19 May 1943", "19 May 1943", "PASS"),  # the longer option only
+        (["May 1943", "19 May 1943"], "May 1943", "19 May 1943", "FAIL"),
+    ],
+)
+def test_contrastive_choice_needs_the_whole_option_and_no_other(options, reference, answer, verdict):
+    got = HeuristicJudge().grade(EXAM_Q, reference, answer, options=options)
+    assert (got.verdict, got.details["check"]) == (verdict, "choice"), got.explanation
+
+
+MC_OPTIONS = ["1930", "1931", "1932", "1933"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("C) 1932", "PASS"), ("C", "PASS"), ("(C)", "PASS"), ("1932", "PASS"), ("The answer is 1932.", "PASS")]
+    + [("B) 1931", "FAIL"), ("C) 1931", "FAIL"), ("B", "FAIL"), ("1932 or 1933", "FAIL"), ("19", "FAIL")],
+)
+def test_multiple_choice_letter_or_whole_option(answer, verdict):
+    question = "When?\nA) 1930\nB) 1931\nC) 1932\nD) 1933"
+    got = HeuristicJudge().grade(question, "C) 1932", answer, options=MC_OPTIONS)
+    assert got.verdict == verdict, got.explanation
+    bare = HeuristicJudge().grade("When?", "1932", answer, options=MC_OPTIONS)  # options not shown
+    assert bare.verdict == verdict, bare.explanation
+
+
+def test_unparsed_true_false_and_empty_never_pass():
+    judge = HeuristicJudge()
+    assert judge.grade(TF, TF_REF, "").verdict == "FAIL"
+    assert judge.grade(TF, TF_REF, "Maybe.").verdict == "FAIL"
+    assert judge.grade(TF, "True. He did.", TF).verdict == "FAIL"  # the echoed question is no label
+    assert judge.grade(TF, "True. He did.", "True").verdict == "PASS"
+
+
 def test_heuristic_options_from_the_record_win_over_guessing():
     question = "Was the 6th Army led by Paulus or Manstein at Stalingrad?"  # no comma: extent guessed
     judge = HeuristicJudge()
     assert judge.grade(question, "Paulus.", "Manstein.").verdict == "FAIL"
     assert judge.grade(question, "Paulus.", "At Stalingrad it was Paulus.").verdict == "PASS"
+    assert judge.grade(question, "Paulus.", "Paulus or Manstein.").verdict == "FAIL"
     options = ["Friedrich Paulus", "Erich von Manstein"]
     assert judge.grade(question, "Friedrich Paulus.", "Erich von Manstein", options=options).verdict == "FAIL"
 

@@ -227,3 +227,16 @@ def test_missing_input_and_unpackable_records_are_clear_errors(tmp_path, params_
     assert code == 2 and "no train record can be packed" in caplog.text and not out.exists()
     code, out = run(tmp_path, params_file, {"train": chat_records([10])}, pack__long_records="chop")
     assert code == 2 and "long_records" in caplog.text
+
+
+def test_every_split_is_packed_alike_including_recall_and_an_empty_one(tmp_path, params_file):
+    empty = (np.zeros(0, np.uint16), np.zeros(0, np.uint8), np.zeros(1, np.int64))
+    splits = {"train": chat_records([40, 30, 20]), "val": empty, "recall": chat_records([25, 35], 4)}
+    code, out = run(tmp_path, params_file, splits, pack__context_length=64)
+    assert code == 0
+    recall = load(out, "recall")
+    assert recall["tokens"].shape == (1, 64) and sorted(recall["segments"][:, 2].tolist()) == [0, 1]
+    assert load(out, "val")["tokens"].shape == (0, 64)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["contexts"] == {"recall": 1, "train": 2, "val": 0}
+    assert json.loads((tmp_path / "pack.json").read_text())["recall"]["records_packed"] == 2

@@ -1,4 +1,5 @@
 import json
+import logging
 import math
 import os
 import signal
@@ -10,10 +11,11 @@ import pytest
 import torch
 import yaml
 
-from stages import train
+from stages import pack, train
 from tests.conftest import ROOT
 from tests.train_helpers import build_training_data, train_args
 from training.batches import Cursor, batch_cu_seqlens
+from training.best import BestTracker
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.distributed import memory_fits
 from training.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
@@ -53,7 +55,18 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
     assert [p.name for p in list_checkpoints(run_dir)] == ["step-00000004.pt", "step-00000008.pt"]
     assert (tmp_path / "monitor.png").read_bytes()[:4] == b"\x89PNG"
     live = json.loads((tmp_path / "dvclive/metrics.json").read_text())
-    assert live["step"] == 8 and "loss" in live["train"]
+    assert live["step"] == 8 and "loss" in live["train"] and "loss" in live["recall"]
+    # recall loss next to val loss at every evaluation; the shipped weights are the best step's
+    evals = load_checkpoint(list_checkpoints(run_dir)[-1])["history"]["val"]
+    assert [e["step"] for e in evals] == [4, 8] and all("recall_loss" in e and "val_loss" in e for e in evals)
+    best = min(evals, key=lambda e: e["recall_loss"])
+    assert (metrics["best_step"], metrics["best_recall_loss"]) == (best["step"], best["recall_loss"])
+    assert metrics["recall_loss"] == evals[-1]["recall_loss"] and saved["step"] == metrics["model_step"] == best["step"]
+    assert saved["selected"] == "best_recall_loss" and saved["last_step"] == 8
+    shipped = load_checkpoint(list_checkpoints(run_dir)[[4, 8].index(best["step"])])["model"]
+    assert all(torch.equal(saved["model"][k], shipped[k]) for k in shipped)
+    state = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert state["identity"]["run_id"] == run_dir.name and state["best"]["step"] == best["step"]
     rows = (tmp_path / "dvclive/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + 8  # header + one row per step
 
@@ -216,3 +229,86 @@ def test_a_longer_schedule_is_a_new_run_not_a_resume(data, tmp_path):
     assert len(runs) == 2
     lrs = [row["lr"] for row in load_checkpoint(list_checkpoints(runs[0])[-1])["history"]["train"]]
     assert all(a >= b for a, b in zip(lrs[2:], lrs[3:], strict=False)), "no restart of the schedule"
+
+
+def retrain_args(data, run, params=None, packed=None, *extra):
+    args = train_args(data, run, *extra)
+    if params:
+        args[args.index("--params") + 1] = str(params)
+    if packed:
+        args[args.index("--packed") + 1] = str(packed)
+    return args
+
+
+@pytest.mark.slow
+def test_the_best_step_on_recall_ships_and_survives_a_resume(data, tmp_path):
+    """lr 0: the weights never change, so no later evaluation beats the first one; patience 2
+    stops at the third evaluation, with the schedule's length unchanged; raising the patience
+    (cosmetic: same run) resumes to the end and still ships step 2."""
+    params = with_params(data, tmp_path / "p.yaml", lr=0.0, min_lr=0.0, eval_every=2, early_stop_patience=2,
+                         checkpoint_every=2, keep_checkpoints=10)  # fmt: skip
+    assert train.main(retrain_args(data, tmp_path, params)) == 0
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert (metrics["step"], metrics["total_steps"], metrics["stopped_early"]) == (6, 8, True)
+    assert (metrics["best_step"], metrics["model_step"]) == (2, 2)
+    assert torch.load(tmp_path / "model/model.pt", weights_only=False)["step"] == 2
+    with_params(data, params, lr=0.0, min_lr=0.0, eval_every=2, early_stop_patience=0, checkpoint_every=2,
+                keep_checkpoints=10, select_best=False)  # fmt: skip
+    assert train.main(retrain_args(data, tmp_path, params)) == 0
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 1  # the same run, resumed
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert (metrics["step"], metrics["stopped_early"], metrics["best_step"], metrics["model_step"]) == (8, False, 2, 8)
+    history = load_checkpoint(list_checkpoints(next((tmp_path / "checkpoints").iterdir()))[-1])["history"]
+    assert [row["step"] for row in history["train"]] == list(range(1, 9))
+
+
+def test_best_tracker_counts_evaluations_without_a_new_best():
+    model = torch.nn.Linear(2, 1)
+    best = BestTracker()
+    assert [best.update(s, loss, model) for s, loss in [(1, 3.0), (2, 2.0), (3, 2.0), (4, 2.5)]] == [
+        True, True, False, False]  # fmt: skip
+    assert (best.step, best.loss, best.evals_since, best.should_stop(2), best.should_stop(0)) == (
+        2,
+        2.0,
+        2,
+        True,
+        False,
+    )
+    assert best.state(2)["model"] is None and best.state(4)["model"] is best.weights
+    again = BestTracker.from_state(best.state(4), 4, {})
+    assert (again.step, again.loss, again.evals_since) == (2, 2.0, 2) and again.weights is best.weights
+
+
+@pytest.mark.slow
+def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused(data, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    assert train.main(train_args(data, tmp_path)) == 0
+    [first] = (tmp_path / "checkpoints").iterdir()
+    # nothing changed: the same run resumes (already at its end: no step is trained again)
+    assert train.main(train_args(data, tmp_path)) == 0
+    assert "resumed step=8" in caplog.text and list((tmp_path / "checkpoints").iterdir()) == [first]
+    # pack.seed changes only the order of the contexts: a new run, a different model
+    other = tmp_path / "packed-seed-7"
+    reseeded = tmp_path / "reseeded.yaml"
+    params = yaml.safe_load(data["params"].read_text())
+    params["pack"]["seed"] = 7
+    reseeded.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert pack.main(["--params", str(reseeded), "--tokens", str(data["tokens"]), "--out", str(other),
+                      "--metrics", str(tmp_path / "pack.json")]) == 0  # fmt: skip
+    model = torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]
+    assert train.main(retrain_args(data, tmp_path, packed=other)) == 0
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    assert not torch.equal(torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]["lm_head.weight"],
+                           model["lm_head.weight"])  # fmt: skip
+    # --resume-from another run's checkpoint: refused, naming what differs; the flag overrides
+    foreign = list_checkpoints(first)[0]
+    caplog.clear()
+    lr = with_params(data, tmp_path / "lr.yaml", lr=0.0005)
+    assert train.main(retrain_args(data, tmp_path / "b", lr, other, "--resume-from", str(foreign))) == 2
+    assert "checkpoint of another run" in caplog.text and "packed data differs" in caplog.text
+    assert "train params differ (lr: 0.001 -> 0.0005)" in caplog.text and "--allow-foreign-resume" in caplog.text
+    assert not (tmp_path / "b" / "model").exists()
+    args = retrain_args(data, tmp_path / "b", lr, other, "--resume-from", str(foreign), "--allow-foreign-resume")
+    assert train.main(args) == 0
+    assert "foreign_resume" in caplog.text and "resumed step=4" in caplog.text
+    assert json.loads((tmp_path / "b" / "train.json").read_text())["step"] == 8

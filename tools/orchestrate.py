@@ -27,7 +27,9 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import write_json
 from common.params import ParamsError, load_section
+from dataset.tokenizer import TokenizerError
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from training.identity import identity_from_inputs
 from training.monitor import render_monitor
 from training.params import TrainParams
 
@@ -49,9 +51,12 @@ def read_judged(path: Path) -> list[dict]:
 
 def judge_entry(step: int, metrics: dict) -> dict:
     """What the monitor and the log keep of one judged validation."""
+    splits = metrics.get("splits", {})
+    headline = splits.get("recall") or splits.get("unseen") or {}  # recall is the headline; unseen when absent
     return {
         "step": step,
-        "pass_rate": metrics.get("pass_rate"),
+        "pass_rate": headline.get("pass_rate"),
+        "exam_ll_acc": (splits.get("exam") or {}).get("ll_acc"),
         "val_loss": metrics.get("val_loss"),
         "stopped_properly": (metrics.get("historian") or {}).get("stopped_share"),
     }
@@ -71,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", default="data/tokenizer")
     parser.add_argument("--tokens", default="data/tokens")
     parser.add_argument("--records", default="data/shuffled.jsonl")
+    parser.add_argument("--exams", default="data/exams", help="quiz files evaluate scores (exam split)")
     parser.add_argument("--windows", default="data/windows.jsonl")
     parser.add_argument("--checkpoints", type=Path, default=Path("data/checkpoints"))
     parser.add_argument("--out", default="data/model")
@@ -85,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         if params.slice_steps < 1:
             raise ParamsError(f"{args.params}:orchestrate.slice_steps: must be >= 1")
         return orchestrate(params, train_params, args)
-    except (ParamsError, CheckpointError, RuntimeError) as exc:
+    except (ParamsError, CheckpointError, TokenizerError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
 
 
 def orchestrate(params: OrchestrateParams, train_params: TrainParams, args) -> int:
-    run_dir = args.checkpoints / train_params.run_id()
+    run_dir = args.checkpoints / identity_from_inputs(train_params, args.packed, args.tokenizer).run_id
     judged_path = run_dir / "judge.json"
     python = sys.executable
     train_cmd = [
@@ -159,6 +165,8 @@ def evaluate(args, checkpoint: Path, step: int, run_dir: Path) -> None:
             args.windows,
             "--packed",
             args.packed,
+            "--exams",
+            args.exams,
             "--metrics",
             str(metrics),
             "--samples",

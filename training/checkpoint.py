@@ -1,10 +1,11 @@
 """Checkpoints that are written atomically and hold everything an exact resume needs.
 
 A checkpoint is one torch.save'd dict: model and optimizer state, step, epoch, position in
-the epoch's data order, every RNG state, the metric history, and the config/params that
-made it. It is written to a temp file beside the target and moved into place, so a kill -9
-mid-write leaves the previous checkpoints untouched; older ones are pruned only after the
-new one is in place. Loading checks the file before trusting it and names what is wrong.
+the epoch's data order, every RNG state, the metric history, the config/params that made
+it, the run identity (training/identity.py) and the best-on-recall state with its weights
+(training/best.py). It is written to a temp file beside the target and moved into place, so
+a kill -9 mid-write leaves the previous checkpoints untouched; older ones are pruned only
+after the new one is in place. Loading checks the file before trusting it and names what is wrong.
 """
 
 from __future__ import annotations
@@ -89,16 +90,16 @@ def restore_rng(rng: dict) -> None:
         torch.cuda.set_rng_state_all(rng["cuda"])
 
 
-def resume_state(folder: Path, explicit: Path | None) -> dict | None:
-    """The checkpoint to resume from: the explicit one, else the run's newest. A corrupt
-    newest checkpoint is an error (naming the previous good one), never silently skipped."""
+def resume_state(folder: Path, explicit: Path | None) -> tuple[Path, dict] | None:
+    """The checkpoint to resume from and its state: the explicit one, else the run's newest. A
+    corrupt newest checkpoint is an error (naming the previous good one), never silently skipped."""
     if explicit is not None:
-        return load_checkpoint(explicit)
+        return explicit, load_checkpoint(explicit)
     checkpoints = list_checkpoints(folder)
     if not checkpoints:
         return None
     try:
-        return load_checkpoint(checkpoints[-1])
+        return checkpoints[-1], load_checkpoint(checkpoints[-1])
     except CheckpointError as exc:
         previous = checkpoints[-2] if len(checkpoints) > 1 else None
         hint = f"; resume from the previous one with --resume-from {previous}" if previous else ""

@@ -1,6 +1,6 @@
 """The live training monitor: one PNG, refreshed while training, that says what run it is.
 
-Panels: train/validation loss, learning rate, gradient norm, tokens/s, weight decay, and
+Panels: train/validation/recall loss, learning rate, gradient norm, tokens/s, weight decay, and
 judge pass rate when the orchestrator has validated checkpoints. The title carries the
 variant and key params, so a PNG found later still tells which of 25 variants it shows.
 """
@@ -34,8 +34,12 @@ def render_monitor(history: dict, title: str, path: Path) -> None:
         rows = [r for r in history.get(series, []) if key in r]
         ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=series, linewidth=1)
         if key == "loss":
-            val = [r for r in history.get("val", []) if "val_loss" in r]
-            ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation", markersize=3)
+            for name, label in (
+                ("val_loss", "validation (unseen articles)"),
+                ("recall_loss", "recall (held-out questions)"),
+            ):
+                val = [r for r in history.get("val", []) if name in r]
+                ax.plot([r["step"] for r in val], [r[name] for r in val], "o-", label=label, markersize=3)
             ax.legend()
         ax.set_title(label)
         ax.set_xlabel("step")

@@ -1,15 +1,15 @@
-"""The train section of params.yaml, and the run id that names a run's checkpoint folder."""
+"""The train section of params.yaml, and which of its keys never change a step's math."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 
-# Keys that change how often we save, log or draw, never the math: a run with other values
-# of these resumes the same checkpoints.
-COSMETIC_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "log_every", "monitor_every"})
+# Keys that change how often we save, log or draw, which step ships or when to stop, never
+# what a step computes: a run with other values of these resumes the same checkpoints (a
+# run stopped early by a patience of 2 continues exactly as a patience-5 run would have).
+COSMETIC_KEYS = frozenset(
+    {"checkpoint_every", "keep_checkpoints", "log_every", "monitor_every", "select_best", "early_stop_patience"}
+)
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,9 @@ class TrainParams:
     max_auto_batch: int  # batch_size auto: largest batch tried
     checkpoint_every: int  # steps
     keep_checkpoints: int
-    eval_every: int  # steps between validation losses; 0 = only at the end
+    eval_every: int  # steps between validation and recall losses; 0 = only at the end
     max_eval_batches: int
+    select_best: bool  # ship the weights of the lowest recall loss (false: the last step)
+    early_stop_patience: int  # evaluations without a new best recall loss before stopping; 0 = off
     log_every: int  # steps between DVCLive rows
     monitor_every: int  # steps between monitor PNG refreshes
-
-    def run_id(self) -> str:
-        """Checkpoint folder name: the variant plus a hash of everything that changes the
-        math (not how often we save, log or draw). Epochs and max_steps count too: they set
-        the cosine schedule's length, so a longer run is a new run, not a resumed one."""
-        spec = {k: v for k, v in dataclasses.asdict(self).items() if k not in COSMETIC_KEYS}
-        return f"{self.variant}-{hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]}"

@@ -1,4 +1,13 @@
-"""The trainer behind stages/train.py: set-up, resume, steps, checkpoints, monitors, outputs."""
+"""The trainer behind stages/train.py: set-up, resume, steps, checkpoints, monitors, outputs.
+
+At every evaluation it computes the validation loss (held-out articles) and the recall loss
+(held-out questions of trained articles, the packed `recall` split) and tracks the best step
+on recall (training/best.py): with `select_best` that step's weights are the shipped model;
+`early_stop_patience` evaluations without a new best stop the run (the cosine schedule keeps
+its full length: stopping early never changes a step's learning rate). The checkpoint folder
+is named after the run identity (training/identity.py): a checkpoint of another identity is
+never resumed, unless given with --resume-from and --allow-foreign-resume.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +29,10 @@ from dataset.tokenizer import Tokenizer
 from model.gpt import GPT, set_weight_decay
 from model.variants import load_variant
 from training.batches import Cursor, make_batch
-from training.checkpoint import capture_rng, restore_rng, resume_state, save_checkpoint
+from training.best import BestTracker
+from training.checkpoint import CheckpointError, capture_rng, restore_rng, resume_state, save_checkpoint
 from training.distributed import probe_batch_size, setup_distributed
+from training.identity import run_identity
 from training.monitor import render_monitor
 from training.params import TrainParams
 from training.precision import autocast
@@ -44,6 +55,9 @@ class Trainer:
         if self.train_data is None or len(self.train_data["tokens"]) == 0:
             raise DataError(f"{args.packed}: no packed training contexts (run the pack stage)")
         self.val_data = load_packed(args.packed, "val")
+        self.recall_data = load_packed(args.packed, "recall")
+        if self.recall_data is None or len(self.recall_data["tokens"]) == 0:
+            log.warning("%s: no packed recall split: the last step ships (rerun encode and pack)", args.packed)
         self.width = packed_width(args.packed)
         self.config = load_variant(params.variant, vocab_size=Tokenizer.load(args.tokenizer).vocab_size)
         if self.width > self.config.context_length:
@@ -61,7 +75,10 @@ class Trainer:
             params.weight_decay, params.lr, (params.beta1, params.beta2)
         )
         self.model = self._wrap(self.raw_model)
-        self.run_dir = args.checkpoints / params.run_id()
+        self.identity = run_identity(params, self.config, args.packed, args.tokenizer)
+        self.run_dir = args.checkpoints / self.identity.run_id
+        self.best = BestTracker()
+        self.stopped_early = False
         self.title = (
             f"{params.variant} ({self.raw_model.num_params() / 1e6:.2f}M) | lr {params.lr:g}->{params.min_lr:g} "
             f"warmup {params.warmup_steps} | batch {self.batch}x{self.accum}x{self.dist.world}="
@@ -91,12 +108,23 @@ class Trainer:
     # --- state ---------------------------------------------------------------------------
 
     def _restore(self) -> tuple[int, Cursor, dict]:
-        state = resume_state(self.run_dir, self.args.resume_from)
-        if state is None:
+        found = resume_state(self.run_dir, self.args.resume_from)
+        if found is None:
             return 0, Cursor(0, 0), {"train": [], "val": [], "judge": []}
+        path, state = found
+        differences = self.identity.differences(state.get("identity"))
+        if differences:
+            what = "; ".join(differences)
+            if not (self.args.resume_from and self.args.allow_foreign_resume):
+                raise CheckpointError(
+                    f"{path}: checkpoint of another run: {what}; refusing to resume it "
+                    "(pass --allow-foreign-resume with --resume-from to resume it anyway)"
+                )
+            log.warning("foreign_resume path=%s differs=%s", path, what)
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng(state["rng"])
+        self.best = BestTracker.from_state(state.get("best"), state["step"], state["model"])
         log.info(
             "resumed step=%d epoch=%d position=%d from=%s",
             state["step"],
@@ -122,6 +150,9 @@ class Trainer:
             "params": dataclasses.asdict(self.params),
             "total_steps": self.total_steps,
             "title": self.title,
+            "identity": self.identity.to_dict(),
+            "best": self.best.state(step),
+            "stopped_early": self.stopped_early,
         }
         path = save_checkpoint(self.run_dir, step, state, self.params.keep_checkpoints)
         log.info("checkpoint step=%d path=%s", step, path)
@@ -148,7 +179,9 @@ class Trainer:
         )
         n_contexts = len(self.train_data["tokens"])
         bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not self.dist.main)
-        while step < stop:
+        # a run stopped early resumes when the patience is raised (early_stop_patience is cosmetic)
+        self.stopped_early = step < self.total_steps and self.best.should_stop(p.early_stop_patience)
+        while step < stop and not self.stopped_early:
             started = time.perf_counter()
             lr = learning_rate(step, self.total_steps, p.warmup_steps, p.lr, p.min_lr)
             decay = weight_decay(cursor.epoch, p.wd_switch_epochs, p.weight_decay, p.weight_decay_late)
@@ -182,9 +215,10 @@ class Trainer:
             history["train"].append(row)
             bar.update(1)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", epoch=cursor.epoch)
-            last = step == stop
             if (p.eval_every and step % p.eval_every == 0) or step == self.total_steps:
                 self._validate(step, history)
+                self.stopped_early = step < self.total_steps and self.best.should_stop(p.early_stop_patience)
+            last = step == stop or self.stopped_early
             if self.dist.main and live is not None and (step % p.log_every == 0 or last):
                 self._log_live(live, history, row)
             if step % p.checkpoint_every == 0 or last:
@@ -192,6 +226,8 @@ class Trainer:
             if self.dist.main and (step % p.monitor_every == 0 or last):
                 render_monitor(history, self.title, self.args.plot)
         bar.close()
+        if self.stopped_early:
+            log.info("early_stop step=%d best_step=%s patience=%d", step, self.best.step, p.early_stop_patience)
         if self.dist.main:
             self._finish(step, history, live)
         return 0
@@ -204,10 +240,20 @@ class Trainer:
         return float(tensor) / self.dist.world
 
     def _validate(self, step: int, history: dict) -> None:
-        loss = validation_loss(self.raw_model, self.val_data, self.batch, self.device, self.params.max_eval_batches)
+        """Validation and recall loss (same code, training/validation.py); a new best recall
+        loss keeps a copy of the weights."""
+        batches = self.params.max_eval_batches
+        loss = validation_loss(self.raw_model, self.val_data, self.batch, self.device, batches)
+        recall = validation_loss(self.raw_model, self.recall_data, self.batch, self.device, batches)
+        row: dict = {"step": step}
         if loss is not None:
-            history["val"].append({"step": step, "val_loss": loss, "val_ppl": float(np.exp(min(loss, 50)))})
-            log.info("step=%d val_loss=%.4f", step, loss)
+            row |= {"val_loss": loss, "val_ppl": float(np.exp(min(loss, 50)))}
+        if recall is not None:
+            row["recall_loss"] = recall
+            self.best.update(step, recall, self.raw_model, keep_weights=self.dist.main)
+        if len(row) > 1:
+            history["val"].append(row)
+            log.info("step=%d val_loss=%s recall_loss=%s best_step=%s", step, loss, recall, self.best.step)
 
     # --- outputs -------------------------------------------------------------------------
 
@@ -230,25 +276,35 @@ class Trainer:
         for key in ("loss", "lr", "grad_norm", "tokens_per_s", "weight_decay"):
             live.log_metric(f"train/{key}", row[key])
         val = [v for v in history["val"] if v["step"] == row["step"]]
-        if val:
+        if val and "val_loss" in val[-1]:
             live.log_metric("val/loss", val[-1]["val_loss"])
+        if val and "recall_loss" in val[-1]:
+            live.log_metric("recall/loss", val[-1]["recall_loss"])
         live.next_step()
 
     def _finish(self, step: int, history: dict, live) -> None:
+        """model.pt (the best step on recall, or the last), metrics, monitor, DVCLive."""
         out: Path = self.args.out
         out.mkdir(parents=True, exist_ok=True)
+        best = self.params.select_best and self.best.weights is not None
         with atomic_write(out / "model.pt", "wb") as handle:
             torch.save(
                 {
                     "config": self.config.to_dict(),
-                    "model": self.raw_model.state_dict(),
-                    "step": step,
+                    "model": self.best.weights if best else self.raw_model.state_dict(),
+                    "step": self.best.step if best else step,
+                    "selected": "best_recall_loss" if best else "last_step",
+                    "last_step": step,
+                    "recall_loss": self.best.loss if best else None,
+                    "run_id": self.identity.run_id,
                     "variant": self.params.variant,
                     "params": dataclasses.asdict(self.params),
                 },
                 handle,
             )
-        train, val = history["train"], history["val"]
+        train = history["train"]
+        val = [v for v in history["val"] if "val_loss" in v]
+        recall = [v for v in history["val"] if "recall_loss" in v]
         metrics = {
             "step": step,
             "total_steps": self.total_steps,
@@ -256,6 +312,12 @@ class Trainer:
             "loss": train[-1]["loss"] if train else None,
             "val_loss": val[-1]["val_loss"] if val else None,
             "val_ppl": val[-1]["val_ppl"] if val else None,
+            "recall_loss": recall[-1]["recall_loss"] if recall else None,
+            "best_step": self.best.step,
+            "best_recall_loss": self.best.loss,
+            "model_step": self.best.step if best else step,
+            "stopped_early": self.stopped_early,
+            "run_id": self.identity.run_id,
             "batch_size": self.batch,
             "grad_accum": self.accum,
             "world_size": self.dist.world,
@@ -265,4 +327,7 @@ class Trainer:
         render_monitor(history, self.title, self.args.plot)
         if live is not None:
             live.end()
-        log.info("done step=%d loss=%s val_loss=%s", step, metrics["loss"], metrics["val_loss"])
+        log.info(
+            "done step=%d loss=%s val_loss=%s recall_loss=%s model_step=%s",
+            step, metrics["loss"], metrics["val_loss"], metrics["recall_loss"], metrics["model_step"],
+        )  # fmt: skip
