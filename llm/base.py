@@ -41,10 +41,10 @@ class ChatBackend(Protocol):
         each work item's key, so a new generator config regenerates instead of reusing."""
         ...
 
-    def compose(self, task: Any, window: dict) -> str | None:
+    def compose(self, task: Any, window: dict, sample: int = 0) -> str | None:
         """A backend that writes a generate item's reply itself, without a prompt (the rules
         generator), returns it here; a chat model returns None and is prompted through chat().
-        `task` is the item's prompt type."""
+        `task` is the item's prompt type, `sample` which draw of it (generate.samples_per_type)."""
         return None
 
     def close(self) -> None:

@@ -138,7 +138,8 @@ class GPT(nn.Module):
         loss_mask: Tensor | None = None,
         positions: Tensor | None = None,
         cu_seqlens: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[Tensor | None, Tensor | None]:
         """Logits (B, T, vocab) and, given targets, the mean loss over the masked-in targets.
 
         idx: (B, T) token ids. targets: (B, T), targets[t] = the token after idx[t] in its
@@ -147,7 +148,13 @@ class GPT(nn.Module):
         positions: (B, T) restarting at 0 per record. cu_seqlens: (R+1,) int32 record
         boundaries over the flattened B*T tokens. Give both for packed batches; either one
         alone implies the other; neither means one record per row.
+        return_logits=False (training, validation; needs targets): the head runs only on the
+        positions whose target counts and no logits are returned (None): the same loss at a
+        fraction of the cost where the untied head over the vocabulary dominates (small models,
+        and the fp32 (B, T, vocab) logits are never materialised).
         """
+        if not return_logits and targets is None:
+            raise ValueError("return_logits=False needs targets: there is nothing else to return")
         b, t = idx.shape
         if t > self.config.context_length:
             raise ValueError(f"{t} tokens per row exceed context_length={self.config.context_length}")
@@ -165,6 +172,12 @@ class GPT(nn.Module):
         x = self.transformer.wte(idx) + self.transformer.wpe(positions)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x, plan)
+        if not return_logits:
+            keep = targets != IGNORE_INDEX
+            if loss_mask is not None:
+                keep &= loss_mask.bool()
+            counted = self.lm_head(self.transformer.ln_f(x[keep]))  # (M, vocab): the M counted targets
+            return None, masked_cross_entropy(counted[None], targets[keep][None])
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
         loss = None if targets is None else masked_cross_entropy(logits, targets, loss_mask)
         return logits, loss

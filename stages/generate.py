@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     store = WorkStore(params.store_url or str(args.store))
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
-    items = plan_items(windows, types, params.mode, fingerprint, params.seed)
+    items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)
     done = store.keys(DONE)
     retry_failed = params.retry_failed or args.retry_failed
     pending = pending_items(items, done, set() if retry_failed else store.keys(FAILED), retry_failed, args.limit)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("ran=%d outcome=%s", len(pending), dict(outcome))
     finally:
         backend.close()
-    records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint)
+    records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, params.samples_per_type)
     write_jsonl(args.out, records)
     write_json(args.metrics, generate_metrics(len(items), records, per_type, stats, backend.name, params.mode))
     log.info("records=%d pending=%d out=%s", len(records), stats["pending"], args.out)

@@ -26,15 +26,18 @@ from synth.prompt_types import PromptType
 from synth.work_store import DONE, FAILED, WorkStore
 
 
-def item_key(window: dict, ptype: PromptType, mode: str, fingerprint: dict) -> str:
+def item_key(window: dict, ptype: PromptType, mode: str, fingerprint: dict, sample: int = 0) -> str:
     """Hash of everything that decides an item's output: editing a prompt, switching model
-    or mode gives new keys (new work); anything else reuses the stored result."""
+    or mode gives new keys (new work); anything else reuses the stored result. Sample 0 keeps
+    the key it had before `samples_per_type` existed, so raising it only adds work."""
     spec = {
         "window": window["id"],
         "type": dataclasses.asdict(ptype) | {"weight": None, "description": None},
         "mode": mode,
         "generator": fingerprint,
     }
+    if sample:
+        spec["sample"] = sample
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -47,33 +50,38 @@ def select_types(registry: list[PromptType], names: Iterable[str], weights: dict
     return [dataclasses.replace(t, weight=float(weights.get(t.name, t.weight))) for t in chosen]
 
 
-def plan_items(windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, seed: int) -> list[WorkItem]:
+def plan_items(
+    windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, seed: int, samples: int = 1
+) -> list[WorkItem]:
     """Every item, in priority order: stride scheduling over types by weight (a type of
     weight 2 gets two items for each one of a weight-1 type), windows of each type in a
-    seeded shuffle so a `--limit` run samples the whole corpus, not its first article."""
+    seeded shuffle so a `--limit` run samples the whole corpus, not its first article; every
+    window's first sample of a type comes before any window's second."""
     ranked = []
     for type_index, ptype in enumerate(types):
         if ptype.weight <= 0:
             continue
         order = list(range(len(windows)))
         random.Random(f"{seed}:{ptype.name}").shuffle(order)
-        for rank, w in enumerate(order):
-            key = item_key(windows[w], ptype, mode, fingerprint)
-            ranked.append(((rank + 1) / ptype.weight, type_index, WorkItem(key, w, type_index)))
+        for sample in range(samples):
+            for rank, w in enumerate(order, start=sample * len(order)):
+                key = item_key(windows[w], ptype, mode, fingerprint, sample)
+                ranked.append(((rank + 1) / ptype.weight, type_index, WorkItem(key, w, type_index, sample)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [item for _, _, item in ranked]
 
 
 def consolidate(
-    store: WorkStore, windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict
+    store: WorkStore, windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, samples: int = 1
 ) -> tuple[list[dict], dict[str, Counter], Counter]:
-    """Records of every finished item, windows in file order, types in registry order."""
+    """Records of every finished item, windows in file order, types in registry order, then
+    samples; a sample that repeats an earlier record's question and answer is a `duplicate`."""
     done, failed = store.keys(DONE), store.keys(FAILED)
     records, stats, seen = [], Counter(), set()
     per_type: dict[str, Counter] = {t.name: Counter() for t in types}
     for window in windows:
-        for ptype in types:
-            key = item_key(window, ptype, mode, fingerprint)
+        for ptype, sample in ((t, s) for t in types for s in range(samples)):
+            key = item_key(window, ptype, mode, fingerprint, sample)
             if key in done:
                 payload = store.get(DONE, key)
                 if payload["records"]:

@@ -16,6 +16,7 @@ class GenerateParams:
     types: tuple[str, ...]  # prompt types to run; empty = every type in the registry
     weights: dict  # per-type priority overrides, e.g. {contrast_person: 3.0}
     seed: int  # window order per type and the rules backend's choices
+    samples_per_type: int  # draws per (window, type): more questions about the same facts, in other words
     executor: str  # local | dask
     concurrency: int  # requests in flight (local) / tasks in flight (dask)
     scheduler_address: str  # dask: tcp://host:8786 of a running scheduler
@@ -28,6 +29,8 @@ class GenerateParams:
 
 def check_params(params: GenerateParams, where: str) -> None:
     """Values the dataclass types cannot check; `where` is e.g. "params.yaml:generate"."""
+    if params.samples_per_type < 1:
+        raise ParamsError(f"{where}.samples_per_type: must be >= 1, got {params.samples_per_type}")
     if params.mode not in ("single", "chain"):
         raise ParamsError(f"{where}.mode: {params.mode!r} is not single or chain")
     if params.executor not in ("local", "dask"):

@@ -29,6 +29,7 @@ class WorkItem:
     key: str  # hash of (window, prompt type, mode, generator config)
     window: int  # index into the windows list
     ptype: int  # index into the selected prompt types
+    sample: int = 0  # which of generate.samples_per_type draws of this (window, type)
 
 
 class Skip(Exception):
@@ -39,10 +40,11 @@ class Skip(Exception):
         self.reason = reason
 
 
-def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str) -> Parsed:
-    """Get and parse one reply; raises Skip, LLMError or ParseError."""
+def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str, sample: int = 0) -> Parsed:
+    """Get and parse one reply; raises Skip, LLMError or ParseError. A chat model's samples of
+    one (window, type) differ by its sampling (temperature > 0), the rules backend's by seed."""
     try:
-        composed = backend.compose(ptype, window)  # the rules backend writes replies itself
+        composed = backend.compose(ptype, window, sample)  # the rules backend writes replies itself
     except Unsupported as exc:
         raise Skip(exc.reason) from exc
     if composed is not None:
@@ -92,7 +94,7 @@ def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBacke
     ("ok", "skipped:<reason>" or "failed:<reason>")."""
     base = {"key": item.key, "window": window["id"], "type": ptype.name, "mode": mode, "generator": backend.name}
     try:
-        parsed = ask(backend, ptype, window, mode)
+        parsed = ask(backend, ptype, window, mode, item.sample)
     except Skip as exc:
         store.put(DONE, item.key, base | {"records": [], "skipped": exc.reason})
         return f"skipped:{exc.reason}"

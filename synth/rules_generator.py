@@ -140,20 +140,22 @@ class RulesBackend(ChatBackend):
         gazetteer = hashlib.sha256(Path(DEFAULT_GAZETTEER).read_bytes()).hexdigest()[:12]
         return {"backend": self.name, "version": RULES_VERSION, "seed": self.seed, "gazetteer": gazetteer}
 
-    def compose(self, task, window: dict) -> str:
-        """ChatBackend.compose: the reply for one (prompt type, window); raises Unsupported."""
-        return self.reply(task, window)
+    def compose(self, task, window: dict, sample: int = 0) -> str:
+        """ChatBackend.compose: the reply for one (prompt type, window, sample); raises Unsupported."""
+        return self.reply(task, window, sample)
 
     def chat(self, messages: list[dict[str, str]]) -> str:
         raise LLMError("not_a_chat_model", "the rules backend writes replies from a prompt type, not a prompt")
 
-    def reply(self, ptype, window: dict) -> str:
-        """The reply text for one (prompt type, window), in the type's reply format."""
+    def reply(self, ptype, window: dict, sample: int = 0) -> str:
+        """The reply text for one (prompt type, window), in the type's reply format; another
+        `sample` draws other choices (sentence, wording, distractors) from its own seed."""
         if ptype.name not in SUPPORTED:
             raise Unsupported("type_not_supported")
         if ptype.format != FORMATS[ptype.name]:
             raise Unsupported("format_not_supported")
-        rng = random.Random(stable_seed(self.seed, window["id"], ptype.name))
+        parts = (self.seed, window["id"], ptype.name) + ((sample,) if sample else ())
+        rng = random.Random(stable_seed(*parts))
         return self._builders[ptype.name](ptype.name, window, rng)
 
     # --- material ------------------------------------------------------------------------

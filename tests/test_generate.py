@@ -230,3 +230,21 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
     assert all("<think>" not in m["content"] for r in records for m in r["messages"])
     [failed] = WorkStore(str(tmp_path / "store")).iter_failed()
     assert failed["reason"] == "parse_missing_question" and failed["raw"] == "Sorry, I cannot do that."
+
+
+def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_path):
+    params = setup(tmp_path, registry("alpha"))
+    EchoBackend.calls = 0
+    _, one = run(tmp_path, params)
+    params = setup(tmp_path, registry("alpha"), samples_per_type=3)
+    _, three = run(tmp_path, params)
+    assert EchoBackend.calls == 18  # 6 items, then only the 12 new samples
+    # The echo backend answers every sample alike: later samples are counted duplicates.
+    assert three == one
+    per_type = json.loads((tmp_path / "generate.json").read_text())["per_type"]["alpha"]
+    assert per_type["duplicate"] == 12
+    items = plan_items(windows(), select_types(load_registry(tmp_path / "types.yaml"), (), {}), "single", {}, 1, 3)
+    assert len({item.key for item in items}) == 18
+    assert [item.sample for item in items[:6]] == [0] * 6  # every window's first sample runs first
+    params = setup(tmp_path, registry("alpha"), samples_per_type=0)
+    assert run(tmp_path, params)[0] == 2

@@ -163,3 +163,23 @@ def test_bad_config_is_refused():
         GPTConfig(n_embd=100, n_head=3)
     with pytest.raises(ValueError, match="vocab_size"):
         GPTConfig(vocab_size=0)
+
+
+def test_the_head_on_counted_positions_only_gives_the_same_loss_and_gradients():
+    """return_logits=False (what training uses) skips the head where no target counts."""
+    _, batch = packed_batch()
+    kwargs = {k: v for k, v in batch.as_kwargs().items() if k != "idx"}
+    kwargs["targets"] = kwargs["targets"].clone()
+    kwargs["targets"][0, :3] = -100  # ignored targets as well as masked-out ones
+    losses, grads = [], []
+    for return_logits in (True, False):
+        model = make_model()
+        logits, loss = model(batch.idx, **kwargs, return_logits=return_logits)
+        assert (logits is None) != return_logits
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    assert torch.allclose(grads[1], grads[0], atol=1e-6)
+    with pytest.raises(ValueError, match="needs targets"):
+        make_model()(batch.idx, return_logits=False)

@@ -258,6 +258,20 @@ def sample_windows():
     return windows
 
 
+def test_another_sample_draws_other_questions_and_sample_0_is_unchanged(sample_windows):
+    backend = RulesBackend(sample_windows, seed=0)
+    first, second = [], []
+    for win in sample_windows[:40]:
+        for name in ("who", "contrast_date", "multiple_choice"):
+            with contextlib.suppress(Unsupported):
+                first.append(backend.reply(ptype(name), win))
+                assert backend.compose(ptype(name), win) == first[-1]
+                second.append(backend.reply(ptype(name), win, sample=1))
+    assert len(first) > 20
+    differ = sum(a != b for a, b in zip(first, second, strict=True))
+    assert differ >= len(first) // 3  # other sentences, wordings or distractors
+
+
 @pytest.mark.slow
 def test_sample_corpus_yield_and_grounding(sample_windows):
     backend = RulesBackend(sample_windows, seed=0)

@@ -195,7 +195,7 @@ class Trainer:
                 data = make_batch(self.train_data, rows, self.device)
                 sync = self.dist.world == 1 or micro == self.accum - 1
                 with contextlib.nullcontext() if sync else self.model.no_sync(), autocast(self.device):
-                    _, loss = self.model(**data.as_kwargs())
+                    _, loss = self.model(**data.as_kwargs(), return_logits=False)
                 (loss / self.accum).backward()
                 loss_sum += float(loss.detach())
                 tokens += data.idx.numel()

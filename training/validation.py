@@ -20,7 +20,7 @@ def validation_loss(model, arrays, batch: int, device, max_batches: int) -> floa
     for start in range(0, min(n, batch * max_batches), batch):
         data = make_batch(arrays, torch.arange(start, min(n, start + batch)).numpy(), device)
         with autocast(device):
-            _, loss = model(**data.as_kwargs())
+            _, loss = model(**data.as_kwargs(), return_logits=False)
         tokens = int(data.loss_mask.sum())
         total += float(loss) * tokens
         count += tokens
