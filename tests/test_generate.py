@@ -42,7 +42,12 @@ def windows(n=6):
 def setup(tmp_path, types_yaml, n_windows=6, **params):
     (tmp_path / "types.yaml").write_text(types_yaml)
     (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows(n_windows)))
-    overrides = {"generate.backend": "tests.generate_fakes:echo", "generate.concurrency": 4}
+    # One draw per (window, type): the counts below are about items, not samples.
+    overrides = {
+        "generate.backend": "tests.generate_fakes:echo",
+        "generate.concurrency": 4,
+        "generate.samples_per_type": 1,
+    }
     overrides.update({f"generate.{k}": v for k, v in params.items()})
     return write_params(tmp_path, overrides)
 

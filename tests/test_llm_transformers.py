@@ -301,7 +301,10 @@ def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path
     windows = [{"id": f"w{i}", "article": "Battle of Stalingrad", "section": "", "text": "Paulus."} for i in range(3)]
     (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows))
     settings = {f"generate.transformers.{k}": v for k, v in dataclasses.asdict(make_params(model_dir)).items()}
-    params = write_params(tmp_path, {"generate.backend": "transformers", "generate.concurrency": 3, **settings})
+    params = write_params(
+        tmp_path,
+        {"generate.backend": "transformers", "generate.concurrency": 3, "generate.samples_per_type": 1, **settings},
+    )
     code = generate.main(
         [
             "--params", str(params), "--windows", str(tmp_path / "windows.jsonl"),
