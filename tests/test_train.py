@@ -306,7 +306,10 @@ def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused
     lr = with_params(data, tmp_path / "lr.yaml", lr=0.0005)
     assert train.main(retrain_args(data, tmp_path / "b", lr, other, "--resume-from", str(foreign))) == 2
     assert "checkpoint of another run" in caplog.text and "packed data differs" in caplog.text
-    assert "train params differ (lr: 0.001 -> 0.0005)" in caplog.text and "--allow-foreign-resume" in caplog.text
+    shipped_lr = yaml.safe_load(data["params"].read_text())["train"]["lr"]
+    assert (
+        f"train params differ (lr: {shipped_lr} -> 0.0005)" in caplog.text and "--allow-foreign-resume" in caplog.text
+    )
     assert not (tmp_path / "b" / "model").exists()
     args = retrain_args(data, tmp_path / "b", lr, other, "--resume-from", str(foreign), "--allow-foreign-resume")
     assert train.main(args) == 0
