@@ -22,6 +22,7 @@ $(VENV)/.installed: requirements.txt
 
 repro: setup
 	$(BIN)/dvc repro
+	@$(BIN)/python -m tools.summary
 
 test: setup
 	$(BIN)/python -m pytest -q tests
