@@ -273,7 +273,9 @@ class Trainer:
 
     def _log_live(self, live, history: dict, row: dict) -> None:
         live.step = row["step"]
-        for key in ("loss", "lr", "grad_norm", "tokens_per_s", "weight_decay"):
+        # tokens/s stays in the log and the progress bar: a timing figure in these git-tracked
+        # files would make every rerun look like a change (git status after make repro).
+        for key in ("loss", "lr", "grad_norm", "weight_decay"):
             live.log_metric(f"train/{key}", row[key])
         val = [v for v in history["val"] if v["step"] == row["step"]]
         if val and "val_loss" in val[-1]:
