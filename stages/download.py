@@ -27,6 +27,7 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import write_json, write_jsonl
 from common.params import ParamsError, load_section
+from common.stores import shared_path
 from corpus.articles import DownloadError, DownloadParams
 from corpus.download import check_params, download
 
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_section(args.params, "download", DownloadParams)
         check_params(params, args.params)
+        args.cache_dir = shared_path(args.cache_dir)  # shared by every experiment copy
         args.cache_dir.mkdir(parents=True, exist_ok=True)
         records, missing = download(params, args.sample_dir, args.titles, args.cache_dir)
     except (DownloadError, ParamsError) as exc:

@@ -31,6 +31,7 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
+from common.stores import shared_path
 from synth.backends import build_backend
 from synth.generate import consolidate, generate_metrics, pending_items, plan_items, run_pending, select_types
 from synth.generate_params import GenerateParams, check_params
@@ -45,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--windows", type=Path, required=True)
     parser.add_argument("--types", type=Path, required=True, help="prompt-type registry (YAML)")
-    parser.add_argument("--store", type=Path, required=True, help="local work store (unless generate.store_url)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        required=True,
+        help="work store, relative to the repository every experiment copy shares (unless generate.store_url)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=None, help="run at most this many pending items, then stop")
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, RegistryError, JsonlError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    store = WorkStore(params.store_url or str(args.store))
+    store = WorkStore(params.store_url or str(shared_path(args.store)))
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
     items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)

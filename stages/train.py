@@ -41,6 +41,7 @@ from pathlib import Path
 
 from common.cli import setup_logging
 from common.params import ParamsError, load_section
+from common.stores import StoreBusyError, shared_path
 from dataset.packed_files import DataError
 from dataset.tokenizer import TokenizerError
 from training.checkpoint import CheckpointError
@@ -71,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         params = load_section(args.params, "train", TrainParams)
+        args.checkpoints = shared_path(args.checkpoints)  # shared by every experiment copy
         return Trainer(params, args).run()
-    except (ParamsError, DataError, TokenizerError, CheckpointError, ValueError, KeyError) as exc:
+    except (ParamsError, DataError, TokenizerError, CheckpointError, StoreBusyError, ValueError, KeyError) as exc:
         log.error("%s", exc.args[0] if isinstance(exc, KeyError) else exc)
         return 2
 

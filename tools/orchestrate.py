@@ -27,6 +27,7 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import write_json
 from common.params import ParamsError, load_section
+from common.stores import shared_path
 from dataset.tokenizer import TokenizerError
 from training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from training.identity import identity_from_inputs
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         train_params = load_section(args.params, "train", TrainParams)
         if params.slice_steps < 1:
             raise ParamsError(f"{args.params}:orchestrate.slice_steps: must be >= 1")
+        args.checkpoints = shared_path(args.checkpoints)  # where stages.train puts them too
         return orchestrate(params, train_params, args)
     except (ParamsError, CheckpointError, TokenizerError, RuntimeError) as exc:
         log.error("%s", exc)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from common.devices import pick_device
 from common.files import atomic_write, write_json
+from common.stores import exclusive
 from dataset.packed_files import DataError, load_packed, packed_width
 from dataset.tokenizer import Tokenizer
 from model.gpt import GPT, set_weight_decay
@@ -160,6 +161,12 @@ class Trainer:
     # --- loop ----------------------------------------------------------------------------
 
     def run(self) -> int:
+        # Two queued experiments of one identity would otherwise interleave their checkpoints.
+        guard = exclusive(self.run_dir, "this run's checkpoints") if self.dist.main else contextlib.nullcontext()
+        with guard:
+            return self._train()
+
+    def _train(self) -> int:
         p = self.params
         step, cursor, history = self._restore()
         judged = self.run_dir / "judge.json"  # written by tools/orchestrate.py between slices
