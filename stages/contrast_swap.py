@@ -21,12 +21,14 @@ option asked first. A question that occurs in both orders with the same answer i
 input is kept once (dedupe key: the normalised question in canonical order + answer).
 Contrastive records that cannot be mirrored are dropped with a counted reason; other
 records pass through unchanged and in order. The logic is synth/contrast_swap.py.
+`contrast_swap.mirror: false` keeps the originals without mirrors (the seed's data, where the
+correct option came first: the recipe `contrastive-no-swap`).
 
 Input:  data/filtered.jsonl
 Output: data/swapped.jsonl, metrics/contrast_swap.json (drop reasons under "dropped")
 
 Example:
-  python -m stages.contrast_swap --in data/filtered.jsonl --out data/swapped.jsonl \
+  python -m stages.contrast_swap --params params.yaml --in data/filtered.jsonl --out data/swapped.jsonl \
       --metrics metrics/contrast_swap.json
 """
 
@@ -42,14 +44,16 @@ from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.files import JsonlError, iter_jsonl_lines, write_json, write_jsonl
+from common.params import ParamsError, load_section
 from common.reasons import Drops
-from synth.contrast_swap import order_metrics, swap_records
+from synth.contrast_swap import ContrastSwapParams, order_metrics, swap_records
 
 log = logging.getLogger("contrast_swap")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--in", dest="inp", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
@@ -58,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     stats: Counter = Counter()
     drops = Drops("contrast_swap")
     try:
+        params = load_section(args.params, "contrast_swap", ContrastSwapParams)
         lines = tqdm(iter_jsonl_lines(args.inp), desc="contrast_swap", unit="record")
-        records = list(swap_records(lines, str(args.inp), stats, drops))
-    except (JsonlError, FileNotFoundError) as exc:
+        records = list(swap_records(lines, str(args.inp), stats, drops, params.mirror))
+    except (ParamsError, JsonlError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
-    order = order_metrics(records)  # raises if the 50% invariant is broken: never write such a file
+    # With mirrors, raises if the 50% invariant is broken: never write such a file.
+    order = order_metrics(records, balanced=params.mirror)
     write_jsonl(args.out, records)
     metrics = {
         "records_in": stats["records_in"],

@@ -12,9 +12,16 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from common.files import JsonlError
 from common.reasons import Drops
+
+
+@dataclass(frozen=True)
+class ContrastSwapParams:
+    mirror: bool  # false: no mirrors, the generator's order stays (the seed's "correct option first")
+
 
 # Between the two options: "or", optionally after a possessive ("Paulus's or Rommel's army")
 # or a comma, and followed by up to three short words ("X, or was it Y", "X or rather Y"); no
@@ -136,9 +143,10 @@ def question_order_correct_first(record: dict) -> bool:
     return first == correct
 
 
-def swap_records(lines: Iterable, source: str, stats: Counter, drops: Drops) -> Iterator[dict]:
+def swap_records(lines: Iterable, source: str, stats: Counter, drops: Drops, mirror: bool = True) -> Iterator[dict]:
     """Pass records through, each contrastive one followed by its mirror; a contrastive
     record that cannot be mirrored (or repeats one) is counted in `drops` by reason.
+    `mirror=False` keeps the originals alone (contrast_swap.mirror: the seed's positional bias).
 
     An unreadable line or a non-object stops the stage with file:line (like window): this
     stage only reshuffles what filter already validated, so broken input is a bug upstream.
@@ -157,7 +165,7 @@ def swap_records(lines: Iterable, source: str, stats: Counter, drops: Drops) -> 
             continue
         stats["contrastive_in"] += 1
         try:
-            original, mirror, key = mirror_pair(record, stats)
+            original, mirrored, key = mirror_pair(record, stats)
         except SwapError as exc:
             drops.add(str(exc), f"line={line.lineno} id={record.get('id')}")
             continue
@@ -165,18 +173,24 @@ def swap_records(lines: Iterable, source: str, stats: Counter, drops: Drops) -> 
             drops.add("duplicate", f"line={line.lineno} id={record['id']}")
             continue
         seen.add(key)
-        stats["mirrors_made"] += 1
         yield original
-        yield mirror
+        if mirror:
+            stats["mirrors_made"] += 1
+            yield mirrored
 
 
-def order_metrics(records: list[dict]) -> dict:
-    """Share of contrastive records with the correct option first, by meta and by question."""
+def order_metrics(records: list[dict], balanced: bool = True) -> dict:
+    """Share of contrastive records with the correct option first, by meta and by question;
+    `balanced` (mirrors made) requires exactly half."""
     contrastive = [r for r in records if r.get("kind") == "contrastive"]
     if not contrastive:
         return {"contrastive_out": 0, "correct_first_share": None}
     by_meta = sum(r["meta"]["correct"] == 0 for r in contrastive) / len(contrastive)
     by_question = sum(question_order_correct_first(r) for r in contrastive) / len(contrastive)
-    if by_meta != 0.5 or by_question != 0.5:
+    if balanced and (by_meta != 0.5 or by_question != 0.5):
         raise AssertionError(f"correct option first in {by_meta:.4f} (meta) / {by_question:.4f} (question), not 0.5")
-    return {"contrastive_out": len(contrastive), "correct_first_share": by_meta}
+    return {
+        "contrastive_out": len(contrastive),
+        "correct_first_share": by_meta,
+        "correct_asked_first_share": by_question,
+    }

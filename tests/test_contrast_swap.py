@@ -270,6 +270,24 @@ def test_missing_input_is_a_clear_error(tmp_path, caplog):
 
 def test_the_stage_refuses_an_unbalanced_output():
     original, mirror = swap("Who led the 6th Army, Paulus or Rommel?", ["Paulus", "Rommel"])
-    assert order_metrics([original, mirror]) == {"contrastive_out": 2, "correct_first_share": 0.5}
+    assert order_metrics([original, mirror]) == {
+        "contrastive_out": 2,
+        "correct_first_share": 0.5,
+        "correct_asked_first_share": 0.5,
+    }
     with pytest.raises(AssertionError, match="not 0.5"):
         order_metrics([original, mirror, original])
+
+
+def test_without_mirrors_the_generator_order_stays_and_is_measured(tmp_path):
+    """contrast_swap.mirror=false (recipe contrastive-no-swap): originals only, bias reported."""
+    params = tmp_path / "params.yaml"
+    params.write_text("contrast_swap:\n  mirror: false\n")
+    inp, out, metrics = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "m.json"
+    records = [contrastive("a", "Who led the 6th Army, Paulus or Rommel?", ["Paulus", "Rommel"]), qa("q1")]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    argv = ["--params", str(params), "--in", str(inp), "--out", str(out), "--metrics", str(metrics)]
+    assert contrast_swap.main(argv) == 0
+    assert [r["id"] for r in read(out)] == ["a", "q1"]
+    m = json.loads(metrics.read_text())
+    assert m["mirrors_made"] == 0 and m["correct_first_share"] == 1.0 and m["correct_asked_first_share"] == 1.0
