@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast deps bench lint chat orchestrate clean-venv
+.PHONY: setup repro test test-fast deps bench lint chat orchestrate recipes recipe clean-venv
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,15 @@ chat: setup
 # Train in slices, judging each checkpoint in its own process (see tools/orchestrate.py).
 orchestrate: setup
 	$(BIN)/python -m tools.orchestrate --params params.yaml
+
+# The 25 named recipes (data/recipes.yaml); `make recipe NAME=padded [SCALE=real]` runs one.
+recipes: setup
+	$(BIN)/python -m tools.recipes list --findings
+
+SCALE ?= mini
+recipe: setup
+	@test -n "$(NAME)" || { echo "usage: make recipe NAME=<recipe> [SCALE=mini|real] (make recipes lists them)"; exit 2; }
+	$(BIN)/python -m tools.recipes run $(NAME) --scale $(SCALE)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -10,12 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 import yaml
 
+from common.params import read_params
 from model.config import GPTConfig
 
 VARIANTS_PATH = Path(__file__).resolve().parent.parent / "data" / "variants.yaml"
@@ -55,14 +57,20 @@ def load_variant(name: str, vocab_size: int | None = None, path: Path = VARIANTS
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print every variant's shape and parameter count ("auto" vocabularies shown at 8000)."""
-    del argv  # no options
+    """Print every variant's shape and parameter count; "auto" vocabularies at the tokenizer's size."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml", help="its tokenizer.vocab_size sizes 'auto' vocabularies")
+    args = parser.parse_args(argv)
+    auto_vocab = int(read_params(args.params)["tokenizer"]["vocab_size"])
     for name, entry in load_variants().items():
-        config = load_variant(name, vocab_size=8000 if entry.get("vocab_size", AUTO) == AUTO else None)
+        auto = entry.get("vocab_size", AUTO) == AUTO
+        config = load_variant(name, vocab_size=auto_vocab if auto else None)
         print(
             f"{name:14s} layers={config.n_layer:2d} width={config.n_embd:4d} heads={config.n_head:2d} "
-            f"context={config.context_length:4d} vocab={config.vocab_size:5d} params={config.num_params() / 1e6:7.2f}M"
+            f"context={config.context_length:4d} vocab={config.vocab_size:5d}{'*' if auto else ' '} "
+            f"params={config.num_params() / 1e6:7.2f}M"
         )
+    print(f"* auto: the tokenizer's size, tokenizer.vocab_size={auto_vocab} in {args.params}")
     return 0
 
 

@@ -34,6 +34,7 @@ PACKAGES = (
     "training",
     "evaluation",
     "llm",
+    "experiments",
     "stages",
     "tools",
 )
