@@ -82,6 +82,10 @@ class SplitWriter:
         self.masked += sum(mask)
         self.articles.add(article)
 
+    @property
+    def records(self) -> int:
+        return len(self.offsets) - 1
+
     def close(self) -> dict:
         """Finish the .npy files; returns the split's counts."""
         for handle in (self.ids_file, self.mask_file, self.index_file):
