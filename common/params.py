@@ -90,16 +90,6 @@ def load_section(path: str | Path, section: str, cls: type[T]) -> T:
     return section_from_mapping(params[section], cls, f"{path}:{section}")
 
 
-def read_key(path: str | Path, dotted: str, kind: type) -> Any:
-    """One named key of another stage's section (e.g. "pack.context_length"), type-checked."""
-    section, key = dotted.split(".", 1)
-    params = read_params(path)
-    value = params.get(section, {}).get(key) if isinstance(params.get(section), dict) else None
-    if not _type_ok(value, kind):
-        raise ParamsError(f"{path}:{dotted}: expected {_type_name(kind)}, got {value!r}")
-    return value
-
-
 def _required(field: dataclasses.Field) -> bool:
     return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 

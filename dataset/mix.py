@@ -32,6 +32,16 @@ MIX_KINDS = (*CHAT_KINDS, "raw")
 RAW = "raw"
 
 
+def passage_tokens(params: dict, where: str) -> int:
+    """pack.context_length from the whole params file: raw passages are cut to fit one context,
+    the one size the pack stage never splits (the only key the encode stage reads outside its section)."""
+    pack = params.get("pack")
+    value = pack.get("context_length") if isinstance(pack, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ParamsError(f"{where}:pack.context_length: expected an int >= 2 (raw passages fit it), got {value!r}")
+    return value
+
+
 def check_mix(mix: object, where: str) -> None:
     """Every kind named once with a weight >= 0, and something left to train on."""
     key = f"{where}:encode.mix"

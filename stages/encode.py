@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.files import atomic_dir, iter_jsonl_lines, write_json
-from common.params import ParamsError, load_section, read_key
+from common.params import ParamsError, load_section, read_params
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
 from dataset.encode import (
@@ -46,7 +46,7 @@ from dataset.encode import (
     encode_records,
     plan_splits,
 )
-from dataset.mix import RAW, is_default_mix, max_copies
+from dataset.mix import RAW, is_default_mix, max_copies, passage_tokens
 from dataset.recall_split import NearDuplicateIndex
 from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_section(args.params, "encode", EncodeParams)
         check_params(params, args.params)
-        # raw passages are cut to fit one pack context, the only size that is never split
-        passage_tokens = read_key(args.params, "pack.context_length", int) if params.mix[RAW] else 0
+        max_passage = passage_tokens(read_params(args.params), args.params) if params.mix[RAW] else 0
         tokenizer = Tokenizer.load(args.tokenizer)
     except (ParamsError, TokenizerError) as exc:
         log.error("%s", exc)
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 first_raw, repeat, passes = writers["train"].records, 0, 1
                 while repeat < passes:
                     articles = tqdm(iter_jsonl_lines(args.articles), desc=f"encode raw {repeat + 1}", unit="article")
-                    most = encode_raw_text(articles, tokenizer, writers["train"], params, passage_tokens, kinds, repeat)
+                    most = encode_raw_text(articles, tokenizer, writers["train"], params, max_passage, kinds, repeat)
                     passes, repeat = max(passes, most), repeat + 1
                 raw_records = [first_raw, writers["train"].records]
             counts = {split: writer.close() for split, writer in writers.items()}
