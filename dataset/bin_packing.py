@@ -47,6 +47,7 @@ import numpy as np
 
 SEGMENT_COLUMNS = ("context", "context_start", "record", "record_start", "length")
 LongRecords = Literal["split", "drop"]
+PackMode = Literal["packed", "padded"]
 DROP_REASONS = ("too_short", "no_loss_tokens", "too_long", "piece_no_loss_tokens")
 
 
@@ -140,12 +141,16 @@ def best_fit_decreasing(lengths: np.ndarray, capacity: int) -> tuple[np.ndarray,
     return bins, starts
 
 
-def layout_segments(pieces: np.ndarray, context_length: int, seed: int) -> np.ndarray:
+def layout_segments(pieces: np.ndarray, context_length: int, seed: int, mode: PackMode = "packed") -> np.ndarray:
     """Assign pieces to contexts, shuffle the contexts' order; (S, 5) SEGMENT_COLUMNS rows
-    sorted by context, then by place in the context."""
+    sorted by context, then by place in the context. `padded` puts each piece alone in its
+    context, the rest padding (the seed project's first layout, kept to compare against)."""
     if len(pieces) == 0:
         return np.zeros((0, len(SEGMENT_COLUMNS)), dtype=np.int64)
-    bins, starts = best_fit_decreasing(pieces[:, 2], context_length)
+    if mode == "padded":
+        bins, starts = np.arange(len(pieces), dtype=np.int64), np.zeros(len(pieces), dtype=np.int64)
+    else:
+        bins, starts = best_fit_decreasing(pieces[:, 2], context_length)
     order = np.random.default_rng(seed).permutation(int(bins.max()) + 1)  # bin b becomes context order[b]
     segments = np.column_stack([order[bins], starts, pieces]).astype(np.int64)
     return segments[np.lexsort((segments[:, 1], segments[:, 0]))]

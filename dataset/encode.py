@@ -8,7 +8,10 @@ content and its `<|im_end|>`, 0 on the user turn, the role headers and the newli
 - `recall`: of every trained article, a seeded share (`recall_fraction`) of its question
   groups (a qa/contrastive record with its contrast-swap mirror), minus the groups with a
   near-duplicate question in train (dataset/recall_split.py);
-- `train`: the rest, including every `qpt` record of a trained article.
+- `train`: the rest, including every `qpt` record of a trained article, weighted by kind
+  with `mix` (dataset/mix.py: 0 drops a kind, 2.0 repeats it; repeats are written in later
+  passes, so a record's copies never sit side by side), then the raw-text passages of the
+  trained articles when mix.raw > 0 (last, so they are one span of the split).
 Choosing recall takes passes over the input before the encoding pass (groups, their
 questions, the training questions), so memory holds only the held-out questions.
 A record that cannot be a training conversation is dropped with a reason (common/reasons.py):
@@ -27,6 +30,7 @@ from common.files import JsonlLine
 from common.params import ParamsError
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder, message_problem
+from dataset.mix import RAW, article_passages, check_mix, mix_copies
 from dataset.recall_split import (
     HELD_OUT_KINDS,
     Group,
@@ -37,6 +41,7 @@ from dataset.recall_split import (
     question_of,
 )
 from dataset.token_files import SplitWriter
+from dataset.tokenizer import Tokenizer
 
 SPLITS = ("train", "val", "recall")
 
@@ -47,9 +52,11 @@ class EncodeParams:
     recall_fraction: float  # share of each trained article's question groups held out (recall)
     recall_near_dup_threshold: float  # word-3-gram or 5-char-shingle Jaccard that sends a recall group back to train
     seed: int  # salts the article and group hashes: a new seed draws new held-out sets
+    mix: dict[str, float]  # train-split weight per record kind (dataset/mix.py); raw: trained articles' text
 
 
 def check_params(params: EncodeParams, where: str) -> None:
+    check_mix(params.mix, where)
     if not 0.0 <= params.val_fraction < 1.0:
         raise ParamsError(f"{where}:encode.val_fraction: must be in [0, 1), got {params.val_fraction}")
     if not 0.0 <= params.recall_fraction < 1.0:
@@ -127,6 +134,16 @@ def plan_splits(passes: Iterator[Iterable[JsonlLine]], params: EncodeParams) -> 
     return plan
 
 
+class KindCounts(dict):
+    """kind -> {"records_in", "records", "tokens"} of the train split: before and after the mix."""
+
+    def add(self, kind: str, copies: int, tokens: int) -> None:
+        counts = self.setdefault(kind, {"records_in": 0, "records": 0, "tokens": 0})
+        counts["records_in"] += 1
+        counts["records"] += copies
+        counts["tokens"] += copies * tokens
+
+
 def encode_records(
     lines: Iterable[JsonlLine],
     encoder: ChatEncoder,
@@ -134,21 +151,64 @@ def encode_records(
     plan: SplitPlan,
     drops: Drops,
     guard: NearDuplicateIndex | None = None,
+    kinds: KindCounts | None = None,
+    repeat: int = 0,
 ) -> tuple[int, set[int]]:
     """Encode each readable, well-formed record into its split. Returns the records kept and the
     recall questions (`guard` entries) with a near duplicate in what train got (`guard`: an index
-    of the final recall questions; an independent check of plan_splits, empty when it is right)."""
+    of the final recall questions; an independent check of plan_splits, empty when it is right).
+    Train records are weighted by `plan.params.mix`: pass `repeat` 0 writes every split and
+    the first copy of each train record (counted into `kinds`), pass k > 0 only the train
+    records with more than k copies; drops are counted in pass 0 only."""
     kept, leaked = 0, set()
+    mix, seed = plan.params.mix, plan.params.seed
     for line in lines:
         reason = line.error or record_problem(line.record)
         if reason:
-            drops.add(reason, f"line={line.lineno}")
+            if not repeat:
+                drops.add(reason, f"line={line.lineno}")
             continue
         record = line.record
-        ids, mask = encoder.encode(record["messages"])
         split = plan.split_of(line)
-        writers[split].add(ids, mask, record_id(line), record["article"])
-        if guard is not None and split == "train":
+        copies = mix_copies(mix.get(record.get("kind"), 1.0), record_id(line), seed) if split == "train" else 1
+        if repeat and (split != "train" or copies <= repeat):
+            continue
+        ids, mask = encoder.encode(record["messages"])
+        if repeat == 0 and kinds is not None and split == "train":
+            kinds.add(str(record.get("kind")), copies, len(ids))
+        if copies > repeat:
+            writers[split].add(ids, mask, record_id(line), record["article"])
+        if guard is not None and split == "train" and copies:
             leaked |= guard.matching_entries(question_of(record))
         kept += 1
     return kept, leaked
+
+
+def encode_raw_text(
+    articles: Iterable[JsonlLine],
+    tokenizer: Tokenizer,
+    writer: SplitWriter,
+    params: EncodeParams,
+    max_tokens: int,
+    kinds: KindCounts | None = None,
+    repeat: int = 0,
+) -> int:
+    """The raw-text passages of every trained article (never a val article) into the train
+    writer, weighted by mix.raw, loss on every token; pass `repeat` as in encode_records (one
+    read of the articles per pass: nothing is held in memory). Returns the most copies of a
+    passage, so the caller knows how many passes to run."""
+    most = 0
+    for line in articles:
+        article = line.record
+        if line.error or not isinstance(article, dict) or not isinstance(article.get("title"), str):
+            continue  # the clean stage wrote these; an unreadable line has nothing to teach
+        if article_split(article["title"], params.val_fraction, params.seed) != "train":
+            continue
+        for passage_id, ids in article_passages(article, tokenizer, max_tokens):
+            copies = mix_copies(params.mix[RAW], passage_id, params.seed)
+            most = max(most, copies)
+            if repeat == 0 and kinds is not None:
+                kinds.add(RAW, copies, len(ids))
+            if copies > repeat:
+                writer.add(ids, [1] * len(ids), passage_id, article["title"], kind=RAW)
+    return most

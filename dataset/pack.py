@@ -19,7 +19,15 @@ from tqdm import tqdm
 from common.params import ParamsError
 from common.reasons import Drops
 from dataset import token_files
-from dataset.bin_packing import DROP_REASONS, LongRecords, fill_contexts, layout_segments, n_contexts, plan_pieces
+from dataset.bin_packing import (
+    DROP_REASONS,
+    LongRecords,
+    PackMode,
+    fill_contexts,
+    layout_segments,
+    n_contexts,
+    plan_pieces,
+)
 from dataset.packed_files import PackedSplitWriter
 from dataset.token_files import load_split
 
@@ -35,11 +43,15 @@ class PackParams:
     context_length: int  # tokens per context; must equal the model variant's context_length
     long_records: LongRecords  # split | drop, for records longer than a context
     seed: int  # order of the contexts
+    mode: PackMode  # packed: many records per context | padded: one record per context, the rest padding
+    separate_raw: bool  # raw-text records in contexts of their own, first in the train split (two-phase training)
 
 
 def check_params(params: PackParams, where: str) -> None:
     if params.context_length < 2:
         raise ParamsError(f"{where}:pack.context_length: must be >= 2, got {params.context_length}")
+    if params.mode not in ("packed", "padded"):
+        raise ParamsError(f"{where}:pack.mode: must be packed or padded, got {params.mode!r}")
 
 
 def find_splits(folder: Path) -> list[str]:
@@ -86,13 +98,38 @@ class SplitPlan:
     offsets: np.ndarray
     segments: np.ndarray  # (S, 5) SEGMENT_COLUMNS
     counts: Counter  # drops by reason, records_split, split_pieces
+    raw_contexts: int | None = None  # separate_raw: contexts 0 .. raw_contexts - 1 hold only raw text
 
 
 def plan_split(folder: Path, split: str, params: PackParams) -> SplitPlan:
     """Which piece of which record goes where in the split's contexts (nothing written yet)."""
     ids, mask, offsets = load_checked(folder, split)
     pieces, counts = plan_pieces(offsets, mask, params.context_length, params.long_records)
-    return SplitPlan(ids, mask, offsets, layout_segments(pieces, params.context_length, params.seed), counts)
+    if not (params.separate_raw and split == "train"):
+        return SplitPlan(ids, mask, offsets, layout(pieces, params), counts)
+    first_raw = read_raw_records(folder, len(offsets) - 1)
+    raw = layout(pieces[pieces[:, 0] >= first_raw], params)
+    chat = layout(pieces[pieces[:, 0] < first_raw], params)
+    chat[:, 0] += n_contexts(raw)  # raw contexts first: the trainer's pretraining phase reads 0 .. n - 1
+    return SplitPlan(ids, mask, offsets, np.concatenate([raw, chat]), counts, n_contexts(raw))
+
+
+def layout(pieces: np.ndarray, params: PackParams) -> np.ndarray:
+    return layout_segments(pieces, params.context_length, params.seed, params.mode)
+
+
+def read_raw_records(folder: Path, n_records: int) -> int:
+    """Index of the first raw-text record of the train split (they come last); n_records when
+    there are none."""
+    try:
+        first, end = token_files.read_raw_records(folder)
+    except ValueError as exc:
+        raise PackError(str(exc)) from exc
+    if first is None:
+        return n_records
+    if end != n_records or not 0 <= first <= end:
+        raise PackError(f"{folder}: meta.json raw_records [{first}, {end}) disagree with {n_records} train records")
+    return first
 
 
 def split_drops(counts: Counter) -> Drops:
@@ -116,6 +153,7 @@ def write_split(plan: SplitPlan, out: Path, split: str, width: int, pad_id: int)
         loss_tokens += int(chunk["target_mask"].sum())
     writer.close(plan.segments)
     tokens = int(plan.segments[:, 4].sum())
+    useful = round(tokens / (total * width), 5) if total else 0.0
     return {
         "records": len(plan.offsets) - 1,
         "records_packed": len(np.unique(plan.segments[:, 2])),
@@ -125,5 +163,7 @@ def write_split(plan: SplitPlan, out: Path, split: str, width: int, pad_id: int)
         "contexts": total,
         "tokens": tokens,
         "loss_tokens": loss_tokens,
-        "efficiency": round(tokens / (total * width), 5) if total else 0.0,
+        "efficiency": useful,  # kept under its old name for existing readers
+        "useful_token_share": useful,  # non-padding tokens / context slots (padded mode: low)
+        **({"raw_contexts": plan.raw_contexts} if plan.raw_contexts is not None else {}),
     }

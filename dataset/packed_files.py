@@ -10,7 +10,9 @@ arrays of C contexts of T = context_length tokens:
   {split}.target_mask.npy  uint8: 1 where the loss is taken on `targets`
   {split}.segments.npy     int64 (S, 5): context, context_start, record, record_start, length
                            of every packed piece (dataset/bin_packing.py SEGMENT_COLUMNS)
-and meta.json: context_length, pad_id, arrays, segment_columns, contexts per split.
+and meta.json: context_length, pad_id, arrays, segment_columns, contexts per split, and with
+pack.separate_raw raw_contexts: train contexts 0 .. raw_contexts - 1 hold only raw-text records
+(the tag two-phase training reads, raw_context_count).
 
 WRITTEN_ARRAYS are all six, in the order they are written; TRAINING_ARRAYS are the five the
 trainer and evaluation load (`mask` is not one: `target_mask` already says where the loss is).
@@ -84,17 +86,30 @@ class PackedSplitWriter:
         np.save(segments_path(self.folder, self.split), segments)
 
 
-def write_meta(folder: Path, context_length: int, pad_id: int, contexts: dict[str, int]) -> None:
-    write_json(
-        folder / META_FILE,
-        {
-            "context_length": context_length,
-            "pad_id": pad_id,
-            "arrays": list(WRITTEN_ARRAYS),
-            "segment_columns": list(SEGMENT_COLUMNS),
-            "contexts": contexts,
-        },
-    )
+def write_meta(
+    folder: Path, context_length: int, pad_id: int, contexts: dict[str, int], raw_contexts: int | None = None
+) -> None:
+    """`raw_contexts` (pack.separate_raw): train contexts 0 .. raw_contexts - 1 hold only raw text."""
+    meta = {
+        "context_length": context_length,
+        "pad_id": pad_id,
+        "arrays": list(WRITTEN_ARRAYS),
+        "segment_columns": list(SEGMENT_COLUMNS),
+        "contexts": contexts,
+    }
+    write_json(folder / META_FILE, meta | ({"raw_contexts": raw_contexts} if raw_contexts is not None else {}))
+
+
+def raw_context_count(folder: Path) -> int | None:
+    """How many leading train contexts are raw text (pack.separate_raw), None when not separated."""
+    meta = folder / META_FILE
+    try:
+        value = json.loads(meta.read_text()).get("raw_contexts")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise DataError(f"{meta}: unreadable pack metadata ({exc})") from exc
+    if value is not None and (not isinstance(value, int) or value < 0):
+        raise DataError(f"{meta}: raw_contexts must be a non-negative int, got {value!r}")
+    return value
 
 
 def load_packed(folder: Path, split: str) -> dict[str, np.ndarray] | None:

@@ -32,6 +32,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from numpy.random import default_rng
@@ -42,7 +43,7 @@ from common.params import ParamsError
 READ_CHUNK = 1 << 20  # bytes per readlines() batch in pass 1; fixed so shard draws are reproducible
 # Streams of the seed: default_rng([seed, 0]) would equal default_rng(seed) (SeedSequence pads
 # with zeros), so pass 1 and shard 0 of pass 2 would share draws without a stream number.
-SCATTER_STREAM, PERMUTE_STREAM = 0, 1
+SCATTER_STREAM, PERMUTE_STREAM, CHUNK_STREAM = 0, 1, 2
 # The value of the first "article" key, still JSON-escaped (equality is all the metric needs).
 ARTICLE = re.compile(rb'"article"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -56,11 +57,17 @@ class ShuffleParams:
     shards: int  # pass-1 shard files; RAM in pass 2 is about input_size / shards
     seed: int
     buffer_mb: int  # pass-1 write buffer, all shards together; bounds pass-1 RAM
+    mode: Literal["records", "chunks"]  # records: sharded shuffle | chunks: shuffle runs of chunk_records
+    chunk_records: int  # mode chunks: consecutive records kept together
 
 
 def check_params(params: ShuffleParams, where: str) -> None:
     if params.shards < 1 or params.buffer_mb < 1:
         raise ParamsError(f"{where}:shuffle: shards and buffer_mb must be >= 1")
+    if params.mode not in ("records", "chunks"):
+        raise ParamsError(f"{where}:shuffle.mode: must be records or chunks, got {params.mode!r}")
+    if params.chunk_records < 1:
+        raise ParamsError(f"{where}:shuffle.chunk_records: must be >= 1, got {params.chunk_records}")
 
 
 def read_line_batches(paths: Iterable[Path], chunk_bytes: int = READ_CHUNK) -> Iterator[list[bytes]]:
@@ -182,6 +189,8 @@ def shuffle_files(inputs: list[Path], out: Path, params: ShuffleParams) -> dict:
     work = out.with_name(out.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers: always start clean
     try:
+        if params.mode == "chunks":
+            return shuffle_chunks_in(work, inputs, out, params)
         return shuffle_in(work, inputs, out, params)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # after success or a Python-level error
@@ -224,10 +233,66 @@ def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams)
     return {
         "records": n_records,
         "blank_lines_skipped": blank,
+        "mode": "records",
         "shards": params.shards,
         "shards_used": int((records > 0).sum()),
         "largest_shard_bytes": int(sizes.max()),
         "largest_shard_records": int(records.max()),
+        "articles": len(spread.ids),
+        "adjacent_same_article": spread.adjacent,
+        "adjacent_same_article_expected": round(expected, 2),
+        "adjacent_same_article_ratio": round(spread.adjacent / expected, 4) if expected else None,
+        "max_same_article_run": spread.max_run,
+    }
+
+
+def chunk_order(n_chunks: int, seed: int) -> list[int]:
+    return default_rng([seed, CHUNK_STREAM]).permutation(n_chunks).tolist()
+
+
+def shuffle_chunks_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams) -> dict:
+    """Mode chunks: the input cut into runs of `chunk_records` consecutive records, only the
+    runs' order shuffled, so an article's records stay together as the inputs had them (the
+    seed project's first shuffle, kept to compare). Pass 1 copies the lines (blank ones
+    dropped) into one work file and notes each chunk's byte offset; pass 2 copies the chunks
+    to the output in a seeded order. RAM: one offset per chunk and one chunk's lines."""
+    work.mkdir(parents=True)
+    joined = work / "joined"
+    starts, n_records, blank = [0], 0, 0
+    with open(joined, "wb") as handle:
+        for lines in read_line_batches(inputs):
+            for line in lines:
+                if not line:
+                    blank += 1
+                    continue
+                handle.write(line)
+                n_records += 1
+                if n_records % params.chunk_records == 0:
+                    starts.append(handle.tell())
+        end = handle.tell()
+    if n_records == 0:
+        raise ShuffleError(f"no records in {', '.join(map(str, inputs))} (empty input)")
+    if starts[-1] != end:
+        starts.append(end)  # the last, shorter chunk
+    spread = Spread()
+    part = work / "output.part"
+    with open(joined, "rb") as source, open(part, "wb") as handle:
+        order = chunk_order(len(starts) - 1, params.seed)
+        for chunk in tqdm(order, desc="shuffle chunks", unit="chunk", mininterval=2):
+            source.seek(starts[chunk])
+            data = source.read(starts[chunk + 1] - starts[chunk])
+            spread.add(data.split(b"\n")[:-1])
+            handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(part, out)
+    expected = spread.expected_adjacent()
+    return {
+        "records": n_records,
+        "blank_lines_skipped": blank,
+        "mode": "chunks",
+        "chunk_records": params.chunk_records,
+        "chunks": len(starts) - 1,
         "articles": len(spread.ids),
         "adjacent_same_article": spread.adjacent,
         "adjacent_same_article_expected": round(expected, 2),

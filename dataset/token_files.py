@@ -4,9 +4,10 @@ One split (train or val) in a tokens folder is three .npy files:
   {split}.ids.npy      uint16 (vocab <= 65536) or uint32: every record's ids, concatenated
   {split}.mask.npy     uint8, same length: 1 where the loss is taken (dataset/chatml.py)
   {split}.offsets.npy  int64, n_records + 1: record i is ids[offsets[i]:offsets[i + 1]]
-plus {split}.records.jsonl ({"id", "article"} per record, in the same order) and meta.json
-(vocab_size, dtype, im_start_id, im_end_id, pad_id, val_fraction, seed, splits: tokens_meta,
-read back by read_pad_id).
+plus {split}.records.jsonl ({"id", "article"} per record, in the same order; raw-text records
+add "kind": "raw") and meta.json (vocab_size, dtype, im_start_id, im_end_id, pad_id,
+val_fraction, seed, splits: tokens_meta, read back by read_pad_id; with encode.mix.raw > 0
+also mix and raw_records [first, end) of the train split, read back by read_raw_records).
 
 `SplitWriter` streams records to raw files and converts them to .npy at the end, so memory
 stays flat however many tokens there are; `load_split` opens the arrays with mmap_mode="r".
@@ -69,15 +70,21 @@ class SplitWriter:
         self.masked = 0
         self.articles: set[str] = set()
 
-    def add(self, ids: list[int], mask: list[int], record_id: str, article: str) -> None:
+    def add(self, ids: list[int], mask: list[int], record_id: str, article: str, kind: str | None = None) -> None:
+        """`kind` is written only for records that are not in the records file (raw text)."""
         if len(ids) != len(mask):
             raise ValueError(f"record {record_id}: {len(ids)} ids but {len(mask)} mask values")
         self.ids_file.write(np.asarray(ids, dtype=self.dtype).tobytes())
         self.mask_file.write(np.asarray(mask, dtype=np.uint8).tobytes())
-        self.index_file.write(json.dumps({"id": record_id, "article": article}, ensure_ascii=False) + "\n")
+        row = {"id": record_id, "article": article} | ({"kind": kind} if kind else {})
+        self.index_file.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.offsets.append(self.offsets[-1] + len(ids))
         self.masked += sum(mask)
         self.articles.add(article)
+
+    @property
+    def records(self) -> int:
+        return len(self.offsets) - 1
 
     def close(self) -> dict:
         """Finish the .npy files; returns the split's counts."""
@@ -122,6 +129,21 @@ def tokens_meta(
         "seed": seed,
         "splits": splits,
     }
+
+
+def read_raw_records(folder: str | Path) -> tuple[int | None, int | None]:
+    """[first, end) of the train split's raw-text records (encode.mix.raw > 0 appends them
+    after the chat records), or (None, None) when meta.json names none."""
+    path = Path(folder) / META_FILE
+    try:
+        span = json.loads(path.read_text(encoding="utf-8")).get("raw_records") if path.exists() else None
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a JSON object: {exc}") from exc
+    if span is None:
+        return None, None
+    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) for v in span)):
+        raise ValueError(f"{path}: raw_records must be [first, end], got {span!r}")
+    return span[0], span[1]
 
 
 def read_pad_id(folder: str | Path) -> int:

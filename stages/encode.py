@@ -34,10 +34,19 @@ from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.files import atomic_dir, iter_jsonl_lines, write_json
-from common.params import ParamsError, load_section
+from common.params import ParamsError, load_section, read_params
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
-from dataset.encode import SPLITS, EncodeParams, check_params, encode_records, plan_splits
+from dataset.encode import (
+    SPLITS,
+    EncodeParams,
+    KindCounts,
+    check_params,
+    encode_raw_text,
+    encode_records,
+    plan_splits,
+)
+from dataset.mix import RAW, is_default_mix, max_copies, passage_tokens
 from dataset.recall_split import NearDuplicateIndex
 from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
@@ -54,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--tokenizer", type=Path, required=True, help="tokenizer folder or .model file")
     parser.add_argument("--in", dest="inp", type=Path, required=True)
+    parser.add_argument(
+        "--articles", type=Path, help="clean articles (data/clean/articles.jsonl): raw text when encode.mix.raw > 0"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -61,12 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_section(args.params, "encode", EncodeParams)
         check_params(params, args.params)
+        max_passage = passage_tokens(read_params(args.params), args.params) if params.mix[RAW] else 0
         tokenizer = Tokenizer.load(args.tokenizer)
     except (ParamsError, TokenizerError) as exc:
         log.error("%s", exc)
         return 2
     if not args.inp.is_file():
         log.error("%s: input not found (run the shuffle stage first)", args.inp)
+        return 2
+    if params.mix[RAW] and not (args.articles and args.articles.is_file()):
+        log.error("encode.mix.raw=%s needs the clean articles: --articles %s not found", params.mix[RAW], args.articles)
         return 2
     encoder = ChatEncoder(tokenizer)
     dtype = ids_dtype(tokenizer.vocab_size)
@@ -80,8 +96,20 @@ def main(argv: list[str] | None = None) -> int:
             plan = plan_splits(passes, params)
             guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
+            kinds = KindCounts()
             lines = tqdm(iter_jsonl_lines(args.inp), desc="encode", unit="record")
-            kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard)
+            kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard, kinds)
+            for repeat in range(1, max_copies({k: w for k, w in params.mix.items() if k != RAW})):
+                lines = tqdm(iter_jsonl_lines(args.inp), desc=f"encode repeat {repeat}", unit="record")
+                encode_records(lines, encoder, writers, plan, drops, repeat=repeat)
+            raw_records = None
+            if params.mix[RAW]:
+                first_raw, repeat, passes = writers["train"].records, 0, 1
+                while repeat < passes:
+                    articles = tqdm(iter_jsonl_lines(args.articles), desc=f"encode raw {repeat + 1}", unit="article")
+                    most = encode_raw_text(articles, tokenizer, writers["train"], params, max_passage, kinds, repeat)
+                    passes, repeat = max(passes, most), repeat + 1
+                raw_records = [first_raw, writers["train"].records]
             counts = {split: writer.close() for split, writer in writers.items()}
             if not kept:
                 raise NothingToWrite
@@ -101,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 "recall_fraction": params.recall_fraction,
                 "recall_near_dup_threshold": params.recall_near_dup_threshold,
             }
+            if not is_default_mix(params.mix):  # the default mix leaves meta.json as before the mix existed
+                meta |= {"mix": params.mix, "raw_records": raw_records}
             write_json(tmp / META_FILE, meta)
     except NothingToWrite:
         shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
@@ -121,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             "masked_share": round(masked / tokens, 4),
             "splits": counts,
             "val_articles": splits["val"]["article_titles"],
+            "mix": {"weights": params.mix, "train_kinds": dict(sorted(kinds.items()))},
             "recall": {
                 "records": counts["recall"]["records"],
                 "groups": len(plan.recall),

@@ -3,7 +3,10 @@
 Every split of the tokens folder (dataset/token_files.py format) is packed by dataset/pack.py
 and dataset/bin_packing.py: records assigned to contexts of `context_length` tokens by
 best-fit decreasing, records longer than a context split into overlapping pieces or dropped
-(`long_records`), the context order shuffled with `seed`. Each context keeps its record
+(`long_records`), the context order shuffled with `seed`; `mode: padded` puts one record
+(piece) in each context instead, the rest padding; `separate_raw` packs the train split's
+raw-text records (encode.mix.raw) into contexts of their own, first, counted in meta.json
+`raw_contexts` (two-phase training reads it). Each context keeps its record
 boundaries (doc_ids, positions restarting at 0) and next-token targets that never cross a
 record, so the trainer only slices rows: `cu_seqlens_from_positions(positions)`
 (model/packing.py) gives flash-attn's boundaries and `targets`/`target_mask` go straight to
@@ -13,7 +16,7 @@ Inputs:  data/tokens/{split}.ids.npy, .mask.npy, .offsets.npy (every split found
          train (required), val, recall)
 Outputs: data/packed/ in the format of dataset/packed_files.py: {split}.{tokens,mask,
          positions,doc_ids,targets,target_mask}.npy (C, T), {split}.segments.npy (S, 5),
-         meta.json; metrics/pack.json (contexts, efficiency = non-padding share, records
+         meta.json; metrics/pack.json (contexts, useful_token_share = non-padding share, records
          split, "dropped" by reason as in common/reasons.py)
 
 Example:
@@ -56,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, PackError) as exc:
         log.error("%s", exc)
         return 2
-    metrics: dict = {"context_length": params.context_length, "long_records": params.long_records}
+    metrics: dict = {
+        "context_length": params.context_length,
+        "long_records": params.long_records,
+        "mode": params.mode,
+        "separate_raw": params.separate_raw,
+    }
     with atomic_dir(args.out) as tmp:
         for split, plan in plans.items():
             metrics[split] = stats = write_split(plan, tmp, split, params.context_length, pad_id)
@@ -65,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 split, stats["records"], stats["contexts"], stats["efficiency"], stats["records_split"],
                 json.dumps(stats["dropped"]),
             )  # fmt: skip
-        write_meta(tmp, params.context_length, pad_id, {split: metrics[split]["contexts"] for split in plans})
+        contexts = {split: metrics[split]["contexts"] for split in plans}
+        write_meta(tmp, params.context_length, pad_id, contexts, plans["train"].raw_contexts)
     write_json(args.metrics, metrics)
     return 0
 

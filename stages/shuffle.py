@@ -2,6 +2,9 @@
 
 Two passes (dataset/shuffle.py has the algorithm and why it is a uniform permutation): lines
 go to `shards` random shard files, then each shard is permuted and appended to the output.
+`mode: chunks` instead cuts the input into runs of `chunk_records` consecutive records and
+shuffles only the order of the runs (an article's records stay together: the seed project's
+first shuffle, kept to compare).
 RAM holds the pass-1 write buffers (`buffer_mb`) or one shard, never the dataset. Lines are
 opaque bytes (never parsed); blank lines are dropped and counted. All work happens in
 `<out>.tmp/` and the output moves into place atomically, so a run killed at any point leaves
@@ -47,9 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_json(args.metrics, metrics)
     log.info(
-        "records=%d shards_used=%d largest_shard_bytes=%d adjacent_same_article=%d expected=%.1f",
-        metrics["records"], metrics["shards_used"], metrics["largest_shard_bytes"],
-        metrics["adjacent_same_article"], metrics["adjacent_same_article_expected"],
+        "mode=%s records=%d adjacent_same_article=%d expected=%.1f",
+        params.mode, metrics["records"], metrics["adjacent_same_article"], metrics["adjacent_same_article_expected"],
     )  # fmt: skip
     return 0
 

@@ -38,9 +38,11 @@ def encoder(tok_dir) -> ChatEncoder:
     return ChatEncoder(Tokenizer.load(tok_dir))
 
 
-def run(tmp_path, tok_dir, records, **overrides):
+def run(tmp_path, tok_dir, records, articles=None, **overrides):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     inp = write_jsonl(tmp_path / "shuffled.jsonl", records)
     params = write_params(tmp_path, {k.replace("__", "."): v for k, v in overrides.items()})
+    extra = ["--articles", str(write_jsonl(tmp_path / "articles.jsonl", articles))] if articles is not None else []
     code = stage.main(
         [
             "--params",
@@ -49,6 +51,7 @@ def run(tmp_path, tok_dir, records, **overrides):
             str(tok_dir),
             "--in",
             str(inp),
+            *extra,
             "--out",
             str(tmp_path / "tokens"),
             "--metrics",
@@ -309,3 +312,94 @@ def test_ids_dtype_widens_past_uint16():
 def test_load_split_names_a_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="train.ids.npy"):
         load_split(tmp_path, "train")
+
+
+def mixed_records(articles):
+    """qa, contrastive and qpt records for every article (ids say the kind)."""
+    records = []
+    for a, article in enumerate(articles):
+        title = article["title"]
+        records.append(chat(f"What was {title}?", f"{title} was a part of the war.", title, f"qa{a}"))
+        records.append(contrastive(f"Was {title} in 1942 or 1943?", title, f"co{a}"))
+        records.append(qpt(title, f"qp{a}"))
+    return records
+
+
+def mix(qa=1.0, contrastive=1.0, qpt=1.0, raw=0.0):
+    return {"qa": qa, "contrastive": contrastive, "qpt": qpt, "raw": raw}
+
+
+def test_the_mix_weights_train_kinds_and_leaves_val_and_recall_alone(tmp_path, tok_dir, articles):
+    records = mixed_records(articles)
+    settings = {"encode__val_fraction": 0.3, "encode__recall_fraction": 0.0}
+    code, out, metrics_path = run(tmp_path / "base", tok_dir, records, **settings)
+    assert code == 0
+    base = {split: read_index(out, split) for split in ("train", "val")}
+    code, out, metrics_path = run(tmp_path / "mix", tok_dir, records, encode__mix=mix(qa=0.0, qpt=2.0), **settings)
+    assert code == 0
+    train, val = read_index(out, "train"), read_index(out, "val")
+    assert val == base["val"]  # the unseen control is the same whatever the mix
+    ids = [row["id"] for row in train]
+    base_ids = [row["id"] for row in base["train"]]
+    assert not any(i.startswith("qa") for i in ids)  # weight 0 drops the kind
+    assert [i for i in ids if i.startswith("co")] == [i for i in base_ids if i.startswith("co")]
+    qpt_ids = [i for i in base_ids if i.startswith("qp")]
+    assert ids == [i for i in base_ids if not i.startswith("qa")] + qpt_ids  # the repeat follows the first pass
+    kinds = json.loads(metrics_path.read_text())["mix"]["train_kinds"]
+    assert kinds["qa"]["records"] == 0 and kinds["qpt"]["records"] == 2 * kinds["qpt"]["records_in"] == 2 * len(qpt_ids)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["mix"]["qpt"] == 2.0 and meta["raw_records"] is None
+
+
+def test_a_fractional_weight_keeps_a_seeded_share(tmp_path, tok_dir, articles):
+    records = [chat(f"Question {n}?", f"Answer {n}.", articles[n % 4]["title"], f"r{n}") for n in range(400)]
+    settings = {"encode__val_fraction": 0.0, "encode__recall_fraction": 0.0, "encode__mix": mix(qa=0.25)}
+    code, out, _ = run(tmp_path / "a", tok_dir, records, **settings)
+    kept = [row["id"] for row in read_index(out, "train")]
+    assert code == 0 and 60 < len(kept) < 140  # 100 expected, sd ~8.7
+    code, out, _ = run(tmp_path / "b", tok_dir, records[::-1], **settings)
+    assert sorted(row["id"] for row in read_index(out, "train")) == sorted(kept)  # decided per record
+
+
+def test_raw_text_of_trained_articles_only_with_loss_on_every_token(tmp_path, tok_dir, articles):
+    records = mixed_records(articles)
+    settings = {"encode__val_fraction": 0.3, "encode__mix": mix(raw=1.0), "pack__context_length": 128}
+    code, out, metrics_path = run(tmp_path, tok_dir, records, articles=articles, **settings)
+    assert code == 0
+    train = read_index(out, "train")
+    val_articles = {row["article"] for row in read_index(out, "val")}
+    raw = [n for n, row in enumerate(train) if row.get("kind") == "raw"]
+    first, end = json.loads((out / "meta.json").read_text())["raw_records"]
+    assert raw == list(range(first, end)) and end == len(train) and raw  # one span, at the end
+    raw_articles = {train[n]["article"] for n in raw}
+    assert raw_articles and not raw_articles & val_articles  # never a held-out article's text
+    ids, mask, offsets = load_split(out, "train")
+    tokenizer = Tokenizer.load(tok_dir)
+    for n in raw:
+        piece = ids[offsets[n] : offsets[n + 1]]
+        assert 0 < len(piece) <= 128 and mask[offsets[n] : offsets[n + 1]].all()
+        assert tokenizer.im_start_id not in piece.tolist()  # plain text, no ChatML
+    text = tokenizer.decode(ids[offsets[raw[0]] : offsets[raw[0] + 1]].tolist())
+    assert text.split("\n")[0] in "\n".join(s["text"] for a in articles for s in a["sections"])
+    kinds = json.loads(metrics_path.read_text())["mix"]["train_kinds"]
+    assert kinds["raw"]["records"] == len(raw) and kinds["raw"]["tokens"] == int(offsets[end] - offsets[first])
+
+
+@pytest.mark.parametrize(
+    ("weights", "articles_given", "message"),
+    [
+        (
+            {"qa": 1.0, "contrastive": 1.0, "qpt": 1.0},
+            True,
+            "encode.mix: kinds are qa, contrastive, qpt, raw; missing: raw",
+        ),
+        ({**mix(), "wiki": 1.0}, True, "unknown: wiki"),
+        (mix(qa=-1.0), True, "encode.mix.qa: expected a weight >= 0"),
+        (mix(qa=0.0, contrastive=0.0, qpt=0.0), True, "every weight is 0"),
+        (mix(raw=1.0), False, "encode.mix.raw=1.0 needs the clean articles"),
+    ],
+)
+def test_bad_mix_is_a_clear_error_naming_the_key(tmp_path, tok_dir, articles, caplog, weights, articles_given, message):
+    given = articles if articles_given else None
+    code, out, _ = run(tmp_path, tok_dir, mixed_records(articles), articles=given, encode__mix=weights)
+    assert code == 2 and message in caplog.text and not out.exists()

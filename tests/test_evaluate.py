@@ -5,6 +5,7 @@ import pytest
 
 from evaluation.judge import Verdict
 from evaluation.questions import positional_bias, sample_questions, to_question
+from evaluation.splits import index_questions
 from stages import encode as tokenize
 from stages import evaluate, pack
 from stages import train as train_stage
@@ -300,6 +301,15 @@ def test_train_articles_are_refused(data):
 
     with pytest.raises(ValueError, match="training articles: A"):
         val_questions([question], [{"id": "x", "article": "A"}], {"A"})
+
+
+def test_raw_text_rows_of_the_train_index_ask_nothing():
+    messages = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "B."}]
+    record = {"id": "x", "kind": "qa", "type": "who", "article": "A", "messages": messages}
+    index = [{"id": "x", "article": "A"}, {"id": "raw1", "article": "A", "kind": "raw"}]  # raw1: in no records file
+    assert [q["question"] for q in index_questions({"x": record}, index, "train")] == ["Who?"]
+    with pytest.raises(ValueError, match="not in the records file"):
+        index_questions({"x": record}, [{"id": "raw1", "article": "A"}], "train")
 
 
 def questions(counts: dict[str, int], pairs: int = 0) -> list[dict]:

@@ -240,3 +240,45 @@ def test_every_split_is_packed_alike_including_recall_and_an_empty_one(tmp_path,
     meta = json.loads((out / "meta.json").read_text())
     assert meta["contexts"] == {"recall": 1, "train": 2, "val": 0}
     assert json.loads((tmp_path / "pack.json").read_text())["recall"]["records_packed"] == 2
+
+
+def test_padded_mode_puts_one_record_in_each_context_and_reports_the_useful_share(tmp_path, params_file):
+    code, out = run(tmp_path, params_file, {"train": edge_records()}, pack__context_length=64, pack__mode="padded")
+    assert code == 0
+    arrays = load(out, "train")
+    # 40, 64, 150 -> three pieces (64, 64, 24 with the 1-token overlap), 30 (no loss), 20, 5
+    assert len(arrays["tokens"]) == 7 and (arrays["doc_ids"].max(axis=1) == 0).all()
+    assert np.bincount(arrays["segments"][:, 0]).tolist() == [1] * 7  # one piece per context
+    metrics = json.loads((tmp_path / "pack.json").read_text())
+    useful = arrays["segments"][:, 4].sum() / (7 * 64)
+    assert metrics["mode"] == "padded" and metrics["train"]["useful_token_share"] == round(useful, 5)
+    run(tmp_path, params_file, {"train": edge_records()}, pack__context_length=64)
+    assert json.loads((tmp_path / "pack.json").read_text())["train"]["useful_token_share"] > useful
+
+
+def test_separate_raw_packs_raw_records_into_leading_contexts_of_their_own(tmp_path, params_file):
+    ids, mask, offsets = chat_records([30, 20, 25, 40, 35, 10, 12])
+    splits = {"train": (ids, mask, offsets), "val": chat_records([12, 9], 1)}
+    meta = {"raw_records": [4, 7]}  # the last three records are raw text
+    code, out = run(tmp_path, params_file, splits, meta=meta, pack__context_length=64, pack__separate_raw=True)
+    assert code == 0
+    segments = load(out, "train")["segments"]
+    raw_contexts = json.loads((out / "meta.json").read_text())["raw_contexts"]
+    assert raw_contexts == json.loads((tmp_path / "pack.json").read_text())["train"]["raw_contexts"] > 0
+    in_raw = segments[:, 0] < raw_contexts
+    assert set(segments[in_raw, 2].tolist()) == {4, 5, 6} and set(segments[~in_raw, 2].tolist()) == {0, 1, 2, 3}
+    code, out = run(tmp_path, params_file, splits, meta=meta, pack__context_length=64)
+    assert code == 0 and "raw_contexts" not in json.loads((out / "meta.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "meta", "message"),
+    [
+        ({"pack__mode": "stacked"}, {}, "pack.mode"),
+        ({"pack__separate_raw": True}, {"raw_records": [1, 9]}, "raw_records [1, 9) disagree with 3 train records"),
+        ({"pack__separate_raw": True}, {"raw_records": "all"}, "raw_records must be [first, end]"),
+    ],
+)
+def test_bad_mode_and_raw_tags_are_clear_errors(tmp_path, params_file, caplog, overrides, meta, message):
+    code, out = run(tmp_path, params_file, {"train": chat_records([10, 12, 14])}, meta=meta, **overrides)
+    assert code == 2 and message in caplog.text and not out.exists()

@@ -209,3 +209,47 @@ def test_missing_input_and_bad_params_are_clear_errors(tmp_path, params_file, ca
     assert code == 2 and "input not found" in caplog.text and "nope.jsonl" in caplog.text
     code, out = run(tmp_path, params_file, [grouped_input(2, 2)], shuffle__shards=0)
     assert code == 2 and "shards and buffer_mb must be >= 1" in caplog.text and not out.exists()
+
+
+def test_chunk_mode_shuffles_only_the_order_of_runs_of_consecutive_records(tmp_path, params_file):
+    data = grouped_input(10, 30)  # 300 records, one run of 30 per article
+    code, out = run(tmp_path, params_file, [data + b"\n"], shuffle__mode="chunks", shuffle__chunk_records=30)
+    assert code == 0
+    lines = out.read_bytes().splitlines(keepends=True)
+    expected = data.splitlines(keepends=True)
+    chunks = [expected[i : i + 30] for i in range(0, 300, 30)]
+    got = [lines[i : i + 30] for i in range(0, 300, 30)]
+    assert sorted(map(tuple, got)) == sorted(map(tuple, chunks)) and got != chunks  # whole chunks, new order
+    metrics = json.loads((tmp_path / "shuffle.json").read_text())
+    assert metrics["mode"] == "chunks" and metrics["chunks"] == 10 and metrics["blank_lines_skipped"] == 1
+    assert metrics["adjacent_same_article"] == 10 * 29 and metrics["max_same_article_run"] == 30
+    _, again = run(tmp_path, params_file, [data + b"\n"], shuffle__mode="chunks", shuffle__chunk_records=30)
+    assert again.read_bytes() == b"".join(lines)  # seeded: a rerun gives the same bytes
+
+
+def test_chunk_mode_keeps_a_short_last_chunk_and_chunks_span_input_files(tmp_path, params_file):
+    first, second = grouped_input(3, 5), grouped_input(2, 4).replace(b"Battle", b"Siege")
+    code, out = run(tmp_path, params_file, [first, second], shuffle__mode="chunks", shuffle__chunk_records=4)
+    assert code == 0
+    expected = (first + second).splitlines(keepends=True)  # 23 records: 5 chunks of 4 and one of 3
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert Counter(lines) == Counter(expected)
+    starts = {tuple(expected[i : i + 4]) for i in range(0, 23, 4)}
+    position, found = 0, set()
+    while position < len(lines):  # the output is the chunks back to back, each intact
+        size = next(n for n in (4, 3) if tuple(lines[position : position + n]) in starts)
+        found.add(tuple(lines[position : position + size]))
+        position += size
+    assert found == starts and json.loads((tmp_path / "shuffle.json").read_text())["chunks"] == 6
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"shuffle__mode": "articles"}, "shuffle.mode"),
+        ({"shuffle__mode": "chunks", "shuffle__chunk_records": 0}, "shuffle.chunk_records: must be >= 1"),
+    ],
+)
+def test_bad_chunk_params_name_the_key(tmp_path, params_file, caplog, overrides, message):
+    code, out = run(tmp_path, params_file, [grouped_input(2, 2)], **overrides)
+    assert code == 2 and message in caplog.text and not out.exists()

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import logging
 import math
@@ -7,18 +8,24 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from common.params import load_section
+from dataset.bin_packing import fill_contexts
+from model.config import GPTConfig
+from model.gpt import GPT
 from stages import pack, train
 from tests.conftest import ROOT
 from tests.train_helpers import build_training_data, train_args
-from training.batches import Cursor, batch_cu_seqlens
+from training.batches import Cursor, batch_cu_seqlens, make_batch
 from training.best import BestTracker
 from training.checkpoint import list_checkpoints, load_checkpoint
 from training.distributed import memory_fits
-from training.schedule import accumulation_steps, find_batch_size, learning_rate, weight_decay
+from training.params import TrainParams
+from training.schedule import Phase, accumulation_steps, find_batch_size, learning_rate, training_phases, weight_decay
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +322,95 @@ def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused
     assert train.main(args) == 0
     assert "foreign_resume" in caplog.text and "resumed step=4" in caplog.text
     assert json.loads((tmp_path / "b" / "train.json").read_text())["step"] == 8
+
+
+def two_record_context():
+    """One packed context of 64 tokens: record A (20 tokens) then record B (30), padding after;
+    loss on the last half of each record."""
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, 256, (50,), generator=gen).numpy().astype("uint16")
+    mask = torch.tensor([0] * 10 + [1] * 10 + [0] * 15 + [1] * 15, dtype=torch.uint8).numpy()
+    offsets = torch.tensor([0, 20, 50]).numpy()
+    segments = np.array([[0, 0, 0, 0, 20], [0, 20, 1, 0, 30]])  # SEGMENT_COLUMNS: A at 0..19, B at 20..49
+    return fill_contexts(segments, ids, mask, offsets, 64, 0, 1)
+
+
+@pytest.mark.parametrize("isolation", [True, False])
+def test_isolation_off_lets_a_records_loss_reach_the_previous_record(isolation):
+    arrays = two_record_context()
+    batch = make_batch(arrays, torch.tensor([0]).numpy(), torch.device("cpu"), isolation=isolation)
+    assert torch.equal(batch.loss_mask, torch.from_numpy(arrays["target_mask"]).bool())  # loss mask unchanged
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=256, context_length=64, n_layer=2, n_head=4, n_embd=32), "records").eval()
+    captured = []
+
+    def keep_embeddings(module, inputs, output):
+        output.retain_grad()  # each token's embedding: its own leaf of the graph
+        captured.append(output)
+
+    model.transformer.wte.register_forward_hook(keep_embeddings)
+    only_b = batch.loss_mask.clone()
+    only_b[0, :20] = False  # record B's loss alone
+    _, loss = model(**{**batch.as_kwargs(), "loss_mask": only_b})
+    loss.backward()
+    grad_a = captured[0].grad[0, :20].abs().sum()
+    if isolation:
+        assert grad_a == 0 and batch.positions[0, 20] == 0  # B starts at position 0 and never sees A
+    else:
+        assert grad_a > 0 and batch.positions[0].tolist() == list(range(64))  # one causal sequence
+
+
+def test_training_phases_split_the_contexts_and_refuse_pretraining_without_raw_text():
+    params = load_section(ROOT / "params.yaml", "train", TrainParams)
+    assert training_phases(params, 100, None, 16) == {"main": Phase(0, 100, math.ceil(6.0 * 100 / 16))}
+    two = dataclasses.replace(params, pretrain_epochs=2.0)
+    assert training_phases(two, 100, 40, 16) == {"pretrain": Phase(0, 40, 5), "main": Phase(40, 60, 23)}
+    for raw in (None, 0):
+        with pytest.raises(ValueError, match="encode.mix.raw > 0 and pack.separate_raw: true"):
+            training_phases(two, 100, raw, 16)
+    with pytest.raises(ValueError, match="train.pretrain_epochs: must be >= 0"):
+        training_phases(dataclasses.replace(params, pretrain_epochs=-1.0), 100, 40, 16)
+    cursor = Cursor(0, 0)
+    assert sorted(cursor.take(5, 5, seed=1, first=40).tolist()) == [40, 41, 42, 43, 44]
+
+
+@pytest.fixture(scope="module")
+def raw_data(tmp_path_factory):
+    settings = {"encode.mix.raw": 1.0, "pack.separate_raw": True, "train.checkpoint_every": 2, "train.max_steps": 6}
+    return build_training_data(tmp_path_factory.mktemp("raw-data"), **settings)
+
+
+def pretrain_args(data, run, *extra):
+    """Train args with train.pretrain_epochs set so that the raw phase is exactly 3 steps of 8 contexts."""
+    raw = json.loads((data["packed"] / "meta.json").read_text())["raw_contexts"]
+    args = train_args(data, run, *extra)
+    args[args.index("--params") + 1] = str(
+        with_params(data, run.parent / f"{run.name}.yaml", pretrain_epochs=2.5 * 8 / raw)
+    )
+    return args
+
+
+@pytest.mark.slow
+def test_two_phase_training_pretrains_on_raw_contexts_and_resumes_mid_phase_exactly(raw_data, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    straight = tmp_path / "straight"
+    assert train.main(pretrain_args(raw_data, straight)) == 0
+    metrics = json.loads((straight / "train.json").read_text())
+    assert metrics["pretrain_steps"] == 3 and metrics["total_steps"] == 6 and "phase=main step=3" in caplog.text
+    [run_dir] = (straight / "checkpoints").iterdir()
+    phases = {load_checkpoint(p)["step"]: load_checkpoint(p)["phase"] for p in list_checkpoints(run_dir)}
+    assert phases == {2: "pretrain", 4: "main", 6: "main"}
+    resumed = tmp_path / "resumed"
+    assert train.main(pretrain_args(raw_data, resumed, "--stop-after", "2")) == 0  # mid-pretraining
+    assert train.main(pretrain_args(raw_data, resumed)) == 0
+    assert losses(resumed) == losses(straight)  # bit-identical on the CPU, across the phase switch
+    saved = torch.load(straight / "model/model.pt", weights_only=False)
+    assert saved["params"]["pretrain_epochs"] > 0 and "isolation" not in saved["params"]  # neutral: not recorded
+
+
+def test_pretraining_without_raw_contexts_is_refused_naming_the_keys(data, tmp_path, caplog):
+    args = train_args(data, tmp_path)
+    args[args.index("--params") + 1] = str(with_params(data, tmp_path / "p.yaml", pretrain_epochs=1.0))
+    assert train.main(args) == 2
+    assert "train.pretrain_epochs=1.0" in caplog.text and "pack.separate_raw: true" in caplog.text
+    assert not (tmp_path / "checkpoints").exists()

@@ -34,6 +34,7 @@ def build_training_data(root: Path, **overrides) -> dict[str, Path]:
     records = sample_records(articles, per_article=6)
     assert train_tokenizer(root / "tokenizer", params, articles, records) == 0
     records_path = write_jsonl(root / "records.jsonl", records)
+    articles_path = write_jsonl(root / "articles.jsonl", articles)  # raw text, with encode.mix.raw > 0
     tokens, packed = root / "tokens", root / "packed"
     assert (
         tokenize.main(
@@ -44,6 +45,8 @@ def build_training_data(root: Path, **overrides) -> dict[str, Path]:
                 str(root / "tokenizer/tok"),
                 "--in",
                 str(records_path),
+                "--articles",
+                str(articles_path),
                 "--out",
                 str(tokens),
                 "--metrics",

@@ -34,15 +34,24 @@ def batch_cu_seqlens(doc_ids: torch.Tensor) -> torch.Tensor:
     return torch.cat([index, torch.tensor([b * t], device=index.device)]).to(torch.int32)
 
 
-def make_batch(arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device) -> PackedBatch:
+def make_batch(
+    arrays: dict[str, np.ndarray], rows: np.ndarray, device: torch.device, isolation: bool = True
+) -> PackedBatch:
+    """The batch of the given context rows. `isolation=False` (train.isolation) reproduces the
+    seed project's bleed-over bug: each context is one causal sequence, positions 0..T-1 and
+    attention across its records, while targets and the loss mask stay per record."""
     rows = np.sort(rows)  # memory-mapped reads in file order; the order inside a batch is irrelevant
     take = {name: torch.from_numpy(np.ascontiguousarray(arrays[name][rows])) for name in TRAINING_ARRAYS}
+    positions, doc_ids = take["positions"].long(), take["doc_ids"]
+    if not isolation:
+        positions = torch.arange(positions.shape[1]).expand_as(positions).contiguous()
+        doc_ids = torch.zeros_like(doc_ids)  # one record per row: batch_cu_seqlens cuts at row starts only
     return PackedBatch(
         idx=take["tokens"].long().to(device),
         targets=take["targets"].long().to(device),
         loss_mask=take["target_mask"].bool().to(device),
-        positions=take["positions"].long().to(device),
-        cu_seqlens=batch_cu_seqlens(take["doc_ids"]).to(device),
+        positions=positions.to(device),
+        cu_seqlens=batch_cu_seqlens(doc_ids).to(device),
     )
 
 
@@ -59,8 +68,9 @@ class Cursor:
             self._order = (self.epoch, np.random.default_rng(seed + self.epoch).permutation(n_contexts))
         return self._order[1]
 
-    def take(self, n_contexts: int, count: int, seed: int) -> np.ndarray:
-        """The next `count` context indices, rolling into the next epoch's order when one ends."""
+    def take(self, n_contexts: int, count: int, seed: int, first: int = 0) -> np.ndarray:
+        """The next `count` context indices, rolling into the next epoch's order when one ends;
+        the epoch runs over contexts first .. first + n_contexts - 1 (a training phase's range)."""
         taken = []
         while len(taken) < count:
             order = self.order(n_contexts, seed)
@@ -69,4 +79,4 @@ class Cursor:
             self.position += len(chunk)
             if self.position >= n_contexts:
                 self.epoch, self.position = self.epoch + 1, 0
-        return np.asarray(taken, dtype=np.int64)
+        return np.asarray(taken, dtype=np.int64) + first

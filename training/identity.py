@@ -22,7 +22,7 @@ from pathlib import Path
 from dataset.tokenizer import Tokenizer
 from model.config import GPTConfig
 from model.variants import load_variant
-from training.params import COSMETIC_KEYS, TrainParams
+from training.params import COSMETIC_KEYS, TrainParams, recorded_params
 
 HASH_CHUNK = 1 << 24
 COMPONENTS = ("packed_data", "tokenizer", "model_config", "train_params")
@@ -58,8 +58,9 @@ def digest_of(value: object) -> str:
 
 
 def math_params(params: TrainParams) -> dict:
-    """The train params that change what a step computes (COSMETIC_KEYS left out)."""
-    return {k: v for k, v in dataclasses.asdict(params).items() if k not in COSMETIC_KEYS}
+    """The train params that change what a step computes (COSMETIC_KEYS left out, and the
+    NEUTRAL_DEFAULTS at their neutral value, so runs from before those keys keep their identity)."""
+    return {k: v for k, v in recorded_params(params).items() if k not in COSMETIC_KEYS}
 
 
 @dataclass(frozen=True)

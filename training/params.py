@@ -1,7 +1,9 @@
-"""The train section of params.yaml, and which of its keys never change a step's math."""
+"""The train section of params.yaml, which of its keys never change a step's math, and how
+runs record them."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 # Keys that change how often we save, log or draw, which step ships or when to stop, never
@@ -10,6 +12,12 @@ from dataclasses import dataclass
 COSMETIC_KEYS = frozenset(
     {"checkpoint_every", "keep_checkpoints", "log_every", "monitor_every", "select_best", "early_stop_patience"}
 )
+
+
+# Keys added after runs existed, with the value that reproduces those runs: at that value they are
+# left out of the run identity and of what model.pt records, so a default run keeps its identity
+# (its checkpoints resume) and its model.pt bytes.
+NEUTRAL_DEFAULTS = {"isolation": True, "pretrain_epochs": 0.0}
 
 
 @dataclass(frozen=True)
@@ -40,5 +48,15 @@ class TrainParams:
     max_eval_batches: int
     select_best: bool  # ship the weights of the lowest recall loss (false: the last step)
     early_stop_patience: int  # evaluations without a new best recall loss before stopping; 0 = off
+    isolation: bool  # false: attention and positions cross the records of a packed context (the seed's bug)
+    pretrain_epochs: float  # > 0: epochs over the raw contexts (pack.separate_raw) before `epochs` over the rest
     log_every: int  # steps between DVCLive rows
     monitor_every: int  # steps between monitor PNG refreshes
+
+
+def recorded_params(params: TrainParams) -> dict:
+    """The params as checkpoints, model.pt and the identity record them (NEUTRAL_DEFAULTS left
+    out at their neutral value)."""
+    return {
+        k: v for k, v in dataclasses.asdict(params).items() if not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])
+    }

@@ -12,7 +12,6 @@ never resumed, unless given with --resume-from and --allow-foreign-resume.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import time
@@ -25,7 +24,7 @@ from tqdm import tqdm
 from common.devices import pick_device
 from common.files import atomic_write, write_json
 from common.stores import exclusive
-from dataset.packed_files import DataError, load_packed, packed_width
+from dataset.packed_files import DataError, load_packed, packed_width, raw_context_count
 from dataset.tokenizer import Tokenizer
 from model.gpt import GPT, set_weight_decay
 from model.variants import load_variant
@@ -35,9 +34,9 @@ from training.checkpoint import CheckpointError, capture_rng, restore_rng, resum
 from training.distributed import probe_batch_size, setup_distributed
 from training.identity import run_identity
 from training.monitor import render_monitor
-from training.params import TrainParams
+from training.params import TrainParams, recorded_params
 from training.precision import autocast
-from training.schedule import accumulation_steps, learning_rate, weight_decay
+from training.schedule import accumulation_steps, learning_rate, training_phases, weight_decay
 from training.validation import validation_loss
 
 log = logging.getLogger("train")
@@ -69,9 +68,10 @@ class Trainer:
         self.raw_model = GPT(self.config, attention_backend=params.attention).to(self.device)
         self.batch = self._physical_batch()
         self.accum = accumulation_steps(params.effective_batch_size, self.batch * self.dist.world)
-        n_contexts = len(self.train_data["tokens"])
         per_step = self.batch * self.accum * self.dist.world
-        self.total_steps = params.max_steps or max(1, int(np.ceil(params.epochs * n_contexts / per_step)))
+        self.phases = training_phases(params, len(self.train_data["tokens"]), raw_context_count(args.packed), per_step)
+        self.pretrain_steps = self.phases["pretrain"].steps if "pretrain" in self.phases else 0
+        self.total_steps = params.max_steps or sum(phase.steps for phase in self.phases.values())
         self.optimizer = self.raw_model.configure_optimizer(
             params.weight_decay, params.lr, (params.beta1, params.beta2)
         )
@@ -108,9 +108,13 @@ class Trainer:
 
     # --- state ---------------------------------------------------------------------------
 
+    def phase_at(self, step: int) -> str:
+        return "pretrain" if step < self.pretrain_steps else "main"
+
     def _restore(self) -> tuple[int, Cursor, dict]:
         found = resume_state(self.run_dir, self.args.resume_from)
         if found is None:
+            self.phase = self.phase_at(0)
             return 0, Cursor(0, 0), {"train": [], "val": [], "judge": []}
         path, state = found
         differences = self.identity.differences(state.get("identity"))
@@ -126,9 +130,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng(state["rng"])
         self.best = BestTracker.from_state(state.get("best"), state["step"], state["model"])
+        self.phase = state.get("phase", "main")  # the cursor below counts epochs of this phase
         log.info(
-            "resumed step=%d epoch=%d position=%d from=%s",
+            "resumed step=%d phase=%s epoch=%d position=%d from=%s",
             state["step"],
+            self.phase,
             state["epoch"],
             state["epoch_position"],
             self.run_dir,
@@ -144,11 +150,12 @@ class Trainer:
             "step": step,
             "epoch": cursor.epoch,
             "epoch_position": cursor.position,
+            "phase": self.phase,  # which training phase epoch and epoch_position belong to
             "rng": capture_rng(),
             "history": history,
             "config": self.config.to_dict(),
             "variant": self.params.variant,
-            "params": dataclasses.asdict(self.params),
+            "params": recorded_params(self.params),
             "total_steps": self.total_steps,
             "title": self.title,
             "identity": self.identity.to_dict(),
@@ -184,11 +191,14 @@ class Trainer:
             self.accum,
             self.device,
         )
-        n_contexts = len(self.train_data["tokens"])
         bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not self.dist.main)
         # a run stopped early resumes when the patience is raised (early_stop_patience is cosmetic)
         self.stopped_early = step < self.total_steps and self.best.should_stop(p.early_stop_patience)
         while step < stop and not self.stopped_early:
+            if self.phase_at(step) != self.phase:  # pretraining done: the main phase starts at its epoch 0
+                self.phase, cursor = self.phase_at(step), Cursor(0, 0)
+                log.info("phase=%s step=%d contexts=%d", self.phase, step, self.phases[self.phase].contexts)
+            phase = self.phases[self.phase]
             started = time.perf_counter()
             lr = learning_rate(step, self.total_steps, p.warmup_steps, p.lr, p.min_lr)
             decay = weight_decay(cursor.epoch, p.wd_switch_epochs, p.weight_decay, p.weight_decay_late)
@@ -197,9 +207,9 @@ class Trainer:
             set_weight_decay(self.optimizer, decay)
             loss_sum, tokens = 0.0, 0
             for micro in range(self.accum):
-                rows = cursor.take(n_contexts, self.batch * self.dist.world, p.seed)
+                rows = cursor.take(phase.contexts, self.batch * self.dist.world, p.seed, phase.first)
                 rows = rows[self.dist.rank * self.batch : (self.dist.rank + 1) * self.batch]
-                data = make_batch(self.train_data, rows, self.device)
+                data = make_batch(self.train_data, rows, self.device, isolation=p.isolation)
                 sync = self.dist.world == 1 or micro == self.accum - 1
                 with contextlib.nullcontext() if sync else self.model.no_sync(), autocast(self.device):
                     _, loss = self.model(**data.as_kwargs(), return_logits=False)
@@ -272,7 +282,7 @@ class Trainer:
         from dvclive import Live
 
         live = Live(dir=str(self.args.live), save_dvc_exp=False, dvcyaml=False)
-        live.log_params(dataclasses.asdict(self.params))
+        live.log_params(recorded_params(self.params))
         for row in history["train"]:
             if row["step"] % self.params.log_every == 0:
                 self._log_live(live, history, row)
@@ -307,7 +317,7 @@ class Trainer:
                     "recall_loss": self.best.loss if best else None,
                     "run_id": self.identity.run_id,
                     "variant": self.params.variant,
-                    "params": dataclasses.asdict(self.params),
+                    "params": recorded_params(self.params),
                 },
                 handle,
             )
@@ -332,6 +342,8 @@ class Trainer:
             "world_size": self.dist.world,
             "effective_batch_size": self.batch * self.accum * self.dist.world,
         }
+        if self.pretrain_steps:
+            metrics |= {"pretrain_steps": self.pretrain_steps, "raw_contexts": self.phases["pretrain"].contexts}
         write_json(self.args.metrics, metrics)
         render_monitor(history, self.title, self.args.plot)
         if live is not None:
