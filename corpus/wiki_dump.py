@@ -2,7 +2,8 @@
 
 The dump is read page by page with mwxml (never loaded whole), pages outside the main
 namespace or the title list are skipped, redirects listed in the title list are followed
-to their targets, and each kept page's wikitext is stripped to prose with mwparserfromhell.
+to their targets, and each kept page's wikitext is stripped to prose with mwparserfromhell
+(text-bearing templates rendered by corpus/wiki_templates.py, the others dropped).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mwparserfromhell.nodes import Text
 from tqdm import tqdm
 
 from corpus.articles import DownloadError, split_wiki_sections
+from corpus.wiki_templates import render_templates
 
 log = logging.getLogger("download.dump")
 
@@ -42,14 +44,15 @@ DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
 def wikitext_to_plain(wikitext: str) -> str:
     """Wikitext to plain text, keeping section headings as `== Heading ==` lines."""
     code = mwparserfromhell.parse(wikitext)
-    for node in code.filter_templates(recursive=False) + code.filter_comments(recursive=False):
-        _remove(code, node)
+    for comment in code.filter_comments():
+        _remove(code, comment)
     for tag in code.filter_tags():
         if str(tag.tag).strip().lower() in DROP_TAGS:
             _remove(code, tag)
     for link in code.filter_wikilinks():
         if str(link.title).strip().lower().startswith(DROP_LINK_PREFIXES):
             _remove(code, link)
+    render_templates(code)  # after the drops: a citation inside a <ref> goes with its tag
     for heading in code.filter_headings():
         marks = "=" * heading.level
         title = heading.title.strip_code().strip()
