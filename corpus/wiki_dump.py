@@ -14,10 +14,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from xml.etree.ElementTree import ParseError
 
 import mwparserfromhell
 import mwxml
 from mwparserfromhell.nodes import Text
+from mwxml.errors import MalformedXML
 from tqdm import tqdm
 
 from corpus.articles import DownloadError, split_wiki_sections
@@ -66,6 +68,14 @@ def _remove(code, node) -> None:
         code.remove(node)
 
 
+def normalise_title(title: str) -> str:
+    """A title as MediaWiki stores it: underscores are spaces, runs of spaces one, no
+    fragment, first letter upper case (the "first-letter" case of the main namespace;
+    https://www.mediawiki.org/wiki/Manual:Page_title)."""
+    title = " ".join(title.split("#", 1)[0].replace("_", " ").split())
+    return title[:1].upper() + title[1:]
+
+
 def _open_dump(path: Path):
     if not path.exists():
         raise DownloadError(f"{path}: dump file not found (set download.dump_path)")
@@ -84,35 +94,58 @@ def iter_main_pages(path: Path) -> Iterator[tuple[str, str | None, object]]:
                 last = collections.deque(page, maxlen=1)
                 revision = last[0] if last else None
                 yield page.title, page.redirect, revision
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, ParseError, MalformedXML) as exc:
             raise DownloadError(f"{path}: unreadable dump: {exc}") from exc
 
 
-def read_dump(path: Path, titles: list[str]) -> tuple[list[dict], list[str]]:
-    """Records for the listed titles found in the dump, and the titles not found."""
-    wanted = {t: t for t in titles}  # title we look for -> requested title
+def page_record(title: str, revision) -> dict:
+    text = wikitext_to_plain(revision.text or "") if revision is not None else ""
+    return {
+        "title": title,
+        "requested_title": title,
+        "source": "dump",
+        "sections": split_wiki_sections(text),
+        "revision": getattr(revision, "id", None),
+        "timestamp": str(revision.timestamp) if getattr(revision, "timestamp", None) else None,
+        "url": None,
+    }
+
+
+def read_dump(path: Path, titles: list[str]) -> tuple[list[dict], list[str], list[str]]:
+    """(records for the listed titles found in the dump, titles not found, warnings).
+
+    Titles match as MediaWiki normalises them; a listed redirect gives its target's article,
+    also when the target is listed too. A dump that breaks off after some pages keeps what was
+    read and says so in a warning; one that gives no page at all is a DownloadError."""
+    requested_by: dict[str, list[str]] = collections.defaultdict(list)  # page title -> requested titles
+    for title in titles:
+        requested_by[normalise_title(title)].append(title)
     found: dict[str, dict] = {}
-    pending_redirects: dict[str, str] = {}
+    redirected: set[str] = set()
+    warnings: list[str] = []
+    pages_read = 0
     for _ in range(2):  # a second pass only for redirect targets that came before their redirect
-        for title, redirect, revision in tqdm(iter_main_pages(path), desc="dump", unit="page"):
-            requested = wanted.get(title)
-            if requested is None or requested in found:
-                continue
-            if redirect:
-                wanted[redirect] = requested
-                pending_redirects[requested] = redirect
-                continue
-            text = wikitext_to_plain(revision.text or "") if revision is not None else ""
-            found[requested] = {
-                "title": title,
-                "requested_title": requested,
-                "source": "dump",
-                "sections": split_wiki_sections(text),
-                "revision": getattr(revision, "id", None),
-                "timestamp": str(revision.timestamp) if getattr(revision, "timestamp", None) else None,
-                "url": None,
-            }
-        if not any(req not in found for req in pending_redirects):
+        try:
+            for title, redirect, revision in tqdm(iter_main_pages(path), desc="dump", unit="page"):
+                pages_read += 1
+                waiting = [r for r in requested_by.get(title, []) if r not in found]
+                if not waiting:
+                    continue
+                if redirect:
+                    target = requested_by[normalise_title(redirect)]
+                    target.extend(r for r in waiting if r not in target)
+                    redirected.update(waiting)
+                    continue
+                record = page_record(title, revision)
+                for requested in waiting:
+                    found[requested] = {**record, "requested_title": requested}
+        except DownloadError as exc:
+            if not pages_read:
+                raise
+            warnings.append(f"dump truncated after {pages_read} pages, kept what was read before it: {exc}")
+            log.warning("%s", warnings[-1])
+            break
+        if redirected <= found.keys():
             break
     missing = [t for t in titles if t not in found or not found[t]["sections"]]
-    return [found[t] for t in titles if t in found and found[t]["sections"]], missing
+    return [found[t] for t in titles if t in found and found[t]["sections"]], missing, warnings

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section(args.params, "download", DownloadParams)
         check_params(params, args.params)
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-        records, missing = download(params, args.sample_dir, args.titles, args.cache_dir)
+        records, missing, warnings = download(params, args.sample_dir, args.titles, args.cache_dir)
     except (DownloadError, ParamsError) as exc:
         log.error("%s", exc)
         return 2
@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     write_jsonl(args.out, records)
     write_json(
         args.metrics,
-        {"source": params.source, "articles": len(records), "missing": len(missing), "missing_titles": missing},
+        {
+            "source": params.source,
+            "articles": len(records),
+            "missing": len(missing),
+            "missing_titles": missing,
+            "warnings": warnings,
+        },
     )
     log.info("source=%s articles=%d missing=%d out=%s", params.source, len(records), len(missing), args.out)
     return 0

@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 
+from common.params import load_section
 from corpus.articles import parse_sample_article
 from corpus.clean import CleanParams, clean_article, clean_section_text
 from corpus.markup import normalise, strip_markup
@@ -270,3 +271,21 @@ def test_a_markdown_article_keeps_its_prose_and_loses_its_markup():
     text = " ".join(sentences)
     for gone in ("Landing craft off the coast", "Cavalaire |", "Written for the ww2lm tests", "oob", "Supply figures"):
         assert gone not in text
+
+
+@pytest.mark.parametrize("heading", ["Selected bibliography", "Books", "Editions", "Notes and references", "works"])
+def test_the_shipped_params_drop_bibliography_like_sections(heading):
+    params = load_section(ROOT / "params.yaml", "clean", CleanParams)
+    prose = "The Sixth Army surrendered at Stalingrad on 2 February 1943 after a long siege."
+    listing = "Beevor, Antony (1998). Stalingrad. Viking. This edition has a new preface by the author."
+    record = article(
+        sections=[
+            {"heading": "", "level": 1, "text": prose * 10},
+            {"heading": heading, "level": 2, "text": listing},
+            {"heading": "Reprints", "level": 3, "text": listing},
+        ]
+    )
+    counts = Counter()
+    cleaned, _ = clean_article(record, params, counts)
+    assert [s["heading"] for s in cleaned["sections"]] == [""]
+    assert counts["section_reference"] == 1 and counts["section_under_dropped_heading"] == 1
