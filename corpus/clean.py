@@ -33,6 +33,10 @@ TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 # A line this much shorter than the block's longest line ends its paragraph unless the
 # sentence before it is still open: a heading or caption, not the next line of wrapped prose.
 SHORT_LINE_SHARE = 0.6
+# A block whose lines are all this short is hard-wrapped text (books and speeches wrap at
+# 60-80 columns, PDF copies near 100): a sentence end at a line end does not end its paragraph.
+# In a block of longer lines (API extracts: one paragraph a line) it does.
+WRAPPED_WIDTH = 120
 
 
 def is_prose(text: str, min_prose_words: int) -> bool:
@@ -64,10 +68,12 @@ def stands_alone(line: str, previous: list[str], following: str, width: int) -> 
 
 
 def block_paragraphs(block: str, min_prose_words: int, counts: Counter) -> list[str]:
-    """Paragraphs of one blank-line-separated block: wrapped lines joined, table lines and
-    list items that are not prose removed (counted by kind), list items that are prose kept."""
+    """Paragraphs of one blank-line-separated block: wrapped lines (and lines that stop
+    mid-sentence) joined, table lines and list items that are not prose removed (counted by
+    kind), list items that are prose kept."""
     lines = [line.rstrip() for line in block.splitlines() if line.strip()]
     width = max((len(line.strip()) for line in lines), default=0)
+    wrapped = len(lines) > 1 and width <= WRAPPED_WIDTH
     paragraphs: list[str] = []
     current: list[str] = []
 
@@ -98,6 +104,8 @@ def block_paragraphs(block: str, min_prose_words: int, counts: Counter) -> list[
                 finish()
             else:
                 current.append(line)
+                if not wrapped and TERMINAL.search(line):
+                    finish()
     finish()
     return paragraphs
 

@@ -10,6 +10,8 @@ Sources (params.yaml `download.source`; dispatched by corpus/download.py):
 
 Output record: {"title", "source", "sections": [{"heading", "level", "text"}],
                 "revision", "timestamp", "url", "requested_title"}
+Metrics: articles, missing titles, and warnings (a dump that broke off: the articles read
+before the break are kept). A source that cannot deliver is a one-line error, exit code 2.
 
 Example:
   python -m stages.download --params params.yaml --sample-dir data/sample \

@@ -289,3 +289,15 @@ def test_the_shipped_params_drop_bibliography_like_sections(heading):
     cleaned, _ = clean_article(record, params, counts)
     assert [s["heading"] for s in cleaned["sections"]] == [""]
     assert counts["section_reference"] == 1 and counts["section_under_dropped_heading"] == 1
+
+
+def test_one_paragraph_a_line_stays_one_paragraph_a_line_unless_a_line_stops_mid_sentence():
+    first = "The Battle of the Bulge began on 16 December 1944 in the Ardennes forest. " * 2
+    second = "Bastogne was held by the 101st Airborne Division until Patton's Third Army arrived. " * 2
+    soft_wrapped = "The German offensive had aimed at Antwerp, but fuel shortages and the weather " * 2
+    text = f"{first.strip()}\n{second.strip()}\n{soft_wrapped.strip()}\nended it in January 1945."
+    assert section_text(text).split("\n\n") == [
+        first.strip(),
+        second.strip(),
+        f"{soft_wrapped.strip()} ended it in January 1945.",
+    ]
