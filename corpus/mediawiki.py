@@ -94,7 +94,7 @@ class MediaWikiClient:
             retry_after = None
             try:
                 response = self.http.get(self.params.api_url, params=query)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except httpx.RequestError as exc:  # timeouts, connection errors, a body that fails to decode
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code in RETRY_STATUSES:

@@ -41,12 +41,14 @@ class MediaWikiState:
         retry_after: str | None = None,
         format_version: int = 2,
         raw_reply: bytes | None = None,
+        raw_headers: dict | None = None,
         stuck_continue: bool = False,
     ):
         self.fail_first = fail_first  # answer this many requests with 503 before working
         self.retry_after = retry_after
         self.format_version = format_version  # 1: the shape of wikis that ignore formatversion=2
         self.raw_reply = raw_reply  # answer every request with these bytes (status 200)
+        self.raw_headers = raw_headers or {}  # and these headers
         self.stuck_continue = stuck_continue  # always hand back the first continue token
         self.requests: list[dict] = []
         self.user_agents: list[str] = []
@@ -60,7 +62,7 @@ class MediaWikiState:
                 headers = {"Retry-After": self.retry_after} if self.retry_after else {}
                 return 503, headers, {"error": "unavailable"}
             if self.raw_reply is not None:
-                return 200, {}, self.raw_reply
+                return 200, self.raw_headers, self.raw_reply
         titles = query["titles"].split("|")
         normalized, redirects, pages = [], [], []
         start = 0 if self.stuck_continue else int(query.get("excontinue", "0"))

@@ -394,3 +394,10 @@ def test_download_run_as_a_module_reports_errors_without_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "none.xml: dump file not found (set download.dump_path)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_api_body_that_fails_to_decode_is_retried_then_a_clear_error(tmp_path, mediawiki, caplog):
+    _, url = mediawiki(raw_reply=b"not gzip at all", raw_headers={"Content-Encoding": "gzip"})
+    code, _ = run_download(tmp_path, api_params(tmp_path, url, max_retries=1), titles=["Battle of Midway"])
+    assert code == 2
+    assert "gave up after 2 attempts (DecodingError" in caplog.text
