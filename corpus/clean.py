@@ -29,6 +29,9 @@ class CleanParams:
 
 TABLE_LINE = re.compile(r"^\s*(?:\{\||\|\}|\|-|\||!)")
 LIST_MARKER = re.compile(r"^\s*(?:[*#;:•▪·+]+\s*|[-–]\s+|\d+[.)]\s+)")
+# "1944. The army..." or "- and then" can also be the next line of a wrapped sentence.
+AMBIGUOUS_MARKER = re.compile(r"^\s*(?:[-–]\s+|\d+[.)]\s+)")
+LINE_BROKEN_IN_WORD = re.compile(r"(?:\w-|—)$")
 TERMINAL = re.compile(r"[.!?][\"'”’)\]]*$")
 # A line this much shorter than the block's longest line ends its paragraph unless the
 # sentence before it is still open: a heading or caption, not the next line of wrapped prose.
@@ -55,15 +58,20 @@ def join_wrapped(lines: list[str]) -> str:
     joins without a space ("infamy—" + "the", "well-" + "known")."""
     text = lines[0]
     for line in lines[1:]:
-        text += line if text.endswith(("—", "-")) else " " + line
+        text += line if LINE_BROKEN_IN_WORD.search(text) else " " + line
     return text
+
+
+def continues_sentence(line: str, current: list[str]) -> bool:
+    """A line that looks like a list item ("1944. The ...") but follows an open sentence."""
+    return bool(current) and bool(AMBIGUOUS_MARKER.match(line)) and not re.search(r"[.!?:]\S*$", current[-1])
 
 
 def stands_alone(line: str, previous: list[str], following: str, width: int) -> bool:
     """A short unpunctuated line after a finished sentence, not leading on into the next
-    line (a dash, a comma, a lower-case continuation): a heading or caption."""
+    line (a dash, a comma, a next line in lower case or a number): a heading or caption."""
     short = len(line) < SHORT_LINE_SHARE * width and not TERMINAL.search(line)
-    leads_on = line.endswith(("-", "—", ",", ";")) or following[:1].islower()
+    leads_on = line.endswith(("-", "—", ",", ";")) or following[:1].islower() or following[:1].isdigit()
     return short and not leads_on and (not previous or bool(TERMINAL.search(previous[-1])))
 
 
@@ -91,7 +99,7 @@ def block_paragraphs(block: str, min_prose_words: int, counts: Counter) -> list[
         if TABLE_LINE.match(line):
             finish()
             counts["table"] += 1
-        elif LIST_MARKER.match(line):
+        elif LIST_MARKER.match(line) and not continues_sentence(line, current):
             finish()
             current.append(LIST_MARKER.sub("", line))
             finish("list")

@@ -1,11 +1,12 @@
 import json
 import re
+import textwrap
 from collections import Counter
 
 import pytest
 
 from common.params import load_section
-from corpus.articles import parse_sample_article
+from corpus.articles import load_sample, parse_sample_article
 from corpus.clean import CleanParams, clean_article, clean_section_text
 from corpus.markup import normalise, strip_markup
 from corpus.windows import article_sentences
@@ -301,3 +302,34 @@ def test_one_paragraph_a_line_stays_one_paragraph_a_line_unless_a_line_stops_mid
         second.strip(),
         f"{soft_wrapped.strip()} ended it in January 1945.",
     ]
+
+
+def test_a_wrapped_line_that_starts_like_a_list_item_continues_its_sentence():
+    text = (
+        "The Allies landed in Normandy in June\n"
+        "1944. The beachhead held against the German counter-attacks of the\n"
+        "- admittedly weakened - panzer divisions sent to the coast.\n"
+        "- The next list item starts after a finished sentence and is one."
+    )
+    assert section_text(text).split("\n\n") == [
+        "The Allies landed in Normandy in June 1944. The beachhead held against the German counter-attacks "
+        "of the - admittedly weakened - panzer divisions sent to the coast.",
+        "The next list item starts after a finished sentence and is one.",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [72])
+def test_the_sample_corpus_hard_wrapped_gives_the_same_sentences(width):
+    """Every shipped article wrapped at `width` columns: the same sentences as unwrapped."""
+    params = load_section(ROOT / "params.yaml", "clean", CleanParams)
+
+    def sentences(record):
+        return [s for _, s in article_sentences(clean_article(record, params, Counter())[0])]
+
+    for record in load_sample(ROOT / "data/sample"):
+        wrapped = [
+            {**s, "text": "\n\n".join("\n".join(textwrap.wrap(p, width)) for p in s["text"].split("\n\n"))}
+            for s in record["sections"]
+        ]
+        assert sentences({**record, "sections": wrapped}) == sentences(record), record["title"]
