@@ -1,15 +1,19 @@
 import bz2
+import dataclasses
 import json
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
 from common.params import load_section
 from corpus.articles import DownloadError, DownloadParams, parse_sample_article, split_wiki_sections
+from corpus.clean import CleanParams, clean_article
 from corpus.mediawiki import fetch_titles
 from corpus.sentences import split_sentences
 from corpus.wiki_dump import read_dump, wikitext_to_plain
+from corpus.windows import article_sentences
 from stages import download
 from tests.conftest import ROOT, write_params
 from tests.mediawiki_server import MediaWikiState, start_server
@@ -401,3 +405,39 @@ def test_api_body_that_fails_to_decode_is_retried_then_a_clear_error(tmp_path, m
     code, _ = run_download(tmp_path, api_params(tmp_path, url, max_retries=1), titles=["Battle of Midway"])
     assert code == 2
     assert "gave up after 2 attempts (DecodingError" in caplog.text
+
+
+CORAL_SEA_WIKITEXT = """{{Short description|1942 naval battle of World War II}}
+{{Use dmy dates|date=May 2020}}
+{{Infobox military conflict
+| conflict = Battle of the Coral Sea
+| date     = {{start date|1942|5|4}} – {{end date|1942|5|8}}
+| result   = Tactically inconclusive
+}}
+The '''Battle of the Coral Sea''', from {{start date|1942|5|4}} to 8 May 1942, was the first battle \
+in which [[aircraft carrier]]s fought each other.&lt;ref&gt;{{cite book|last=Lundstrom|year=1984}}&lt;/ref&gt; \
+The Japanese aimed at [[Port Moresby]] ({{lang-ja|Pōto Moresubī}}) in '''Operation MO'''.{{sfn|Willmott|1983|p=12}}
+
+== Forces ==
+The Americans sent {{USS|Lexington|CV-2}} and {{USS|Yorktown|CV-5}} under [[Frank Jack Fletcher]].
+{{Campaignbox Pacific}}
+
+== Aftermath ==
+{{As of|2018}}, the wreck of ''Lexington'' lies at a depth of about {{convert|3000|m|ft}}.
+"""
+
+
+def test_dump_page_keeps_the_facts_its_templates_carry_through_clean(tmp_path):
+    path = tmp_path / "dump.xml"
+    write_dump(path, [("Battle of the Coral Sea", 0, None, CORAL_SEA_WIKITEXT)])
+    (record,), missing, _ = read_dump(path, ["Battle of the Coral Sea"])
+    params = dataclasses.replace(load_section(ROOT / "params.yaml", "clean", CleanParams), min_chars=40)
+    cleaned, reason = clean_article(record, params, Counter())
+    assert reason is None and missing == []
+    assert [s for _, s in article_sentences(cleaned)] == [
+        "The Battle of the Coral Sea, from 4 May 1942 to 8 May 1942, was the first battle in which aircraft "
+        "carriers fought each other.",
+        "The Japanese aimed at Port Moresby (Japanese: Pōto Moresubī) in Operation MO.",
+        "The Americans sent USS Lexington (CV-2) and USS Yorktown (CV-5) under Frank Jack Fletcher.",
+        "As of 2018, the wreck of Lexington lies at a depth of about 3000 m.",
+    ]
