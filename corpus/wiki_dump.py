@@ -96,6 +96,12 @@ def iter_main_pages(path: Path) -> Iterator[tuple[str, str | None, object]]:
                 yield page.title, page.redirect, revision
         except (OSError, EOFError, ValueError, ParseError, MalformedXML) as exc:
             raise DownloadError(f"{path}: unreadable dump: {exc}") from exc
+        except (AssertionError, AttributeError, KeyError, TypeError) as exc:
+            # mwxml meets XML of another shape (another root, a page without a title) with these;
+            # only its parsing runs inside this try: the caller's loop body runs outside the generator
+            raise DownloadError(
+                f"{path}: not a MediaWiki XML dump, or a malformed page in it ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def page_record(title: str, revision) -> dict:

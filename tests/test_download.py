@@ -1,6 +1,7 @@
 import bz2
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -441,3 +442,23 @@ def test_dump_page_keeps_the_facts_its_templates_carry_through_clean(tmp_path):
         "The Americans sent USS Lexington (CV-2) and USS Yorktown (CV-5) under Frank Jack Fletcher.",
         "As of 2018, the wreck of Lexington lies at a depth of about 3000 m.",
     ]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"<html><body>Not a dump.</body></html>", "not a MediaWiki XML dump"),
+        (b"", "unreadable dump: no element found"),
+        (
+            DUMP.format(
+                pages="<page><ns>0</ns><id>1</id><revision><id>2</id><text>Text.</text></revision></page>"
+            ).encode(),
+            "not a MediaWiki XML dump, or a malformed page in it (AttributeError",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_dump_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "dump.xml"
+    path.write_bytes(content)
+    with pytest.raises(DownloadError, match=re.escape(message)):
+        read_dump(path, ["Battle of Midway"])
