@@ -82,7 +82,18 @@ def load_sample(sample_dir: Path) -> list[dict]:
     files = sorted(sample_dir.glob("*.md"))
     if not files:
         raise DownloadError(f"{sample_dir}: no sample articles (*.md) found")
-    return [parse_sample_article(f.read_text(encoding="utf-8"), str(f)) for f in files]
+    return [parse_sample_article(read_utf8(f), str(f)) for f in files]
+
+
+def read_utf8(path: Path) -> str:
+    """A text file's contents; bytes that are not UTF-8 are a DownloadError naming the file."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DownloadError(
+            f"{path}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from exc
 
 
 def read_titles(path: Path) -> list[str]:
@@ -90,7 +101,7 @@ def read_titles(path: Path) -> list[str]:
     if not path.exists():
         raise DownloadError(f"{path}: title list not found")
     seen: dict[str, None] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_utf8(path).splitlines():
         title = line.strip()
         if title and not title.startswith("#"):
             seen.setdefault(title, None)

@@ -22,17 +22,21 @@ def check_params(params: DownloadParams, where: str) -> None:
         raise ParamsError(f"{where}:download.source: {params.source!r} is not one of {', '.join(SOURCES)}")
 
 
-def download(params: DownloadParams, sample_dir: Path, titles: Path, cache_dir: Path) -> tuple[list[dict], list[str]]:
-    """(records unique by final title, requested titles the source lacks) from `params.source`.
+def download(
+    params: DownloadParams, sample_dir: Path, titles: Path, cache_dir: Path
+) -> tuple[list[dict], list[str], list[str]]:
+    """(records unique by final title, requested titles the source lacks, warnings) from
+    `params.source`; a warning says what was delivered only in part (a truncated dump).
 
     The title list is read by api and dump only; api caches each article under `cache_dir`/api.
     Raises DownloadError when a source cannot deliver.
     """
     missing: list[str] = []
+    warnings: list[str] = []
     if params.source == "sample":
         records = load_sample(sample_dir)
     elif params.source == "api":
         records, missing = fetch_titles(read_titles(titles), params, cache_dir / "api")
     else:
-        records, missing = read_dump(Path(params.dump_path), read_titles(titles))
-    return unique_by_title(records), missing
+        records, missing, warnings = read_dump(Path(params.dump_path), read_titles(titles))
+    return unique_by_title(records), missing, warnings

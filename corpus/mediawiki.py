@@ -94,7 +94,7 @@ class MediaWikiClient:
             retry_after = None
             try:
                 response = self.http.get(self.params.api_url, params=query)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except httpx.RequestError as exc:  # timeouts, connection errors, a body that fails to decode
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code in RETRY_STATUSES:
@@ -104,16 +104,21 @@ class MediaWikiClient:
                     raise DownloadError(f"{self.params.api_url}: HTTP {response.status_code}: {response.text[:200]}")
                 else:
                     try:
-                        data = response.json()
-                    except json.JSONDecodeError:
-                        last_problem = "reply is not JSON"
+                        data = json.loads(response.content)  # bytes: invalid UTF-8 is an error, not U+FFFD
+                    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                        last_problem = f"reply is not JSON in UTF-8 ({exc})"
                     else:
-                        error = data.get("error")
-                        if not error:
+                        if not isinstance(data, dict):
+                            raise DownloadError(
+                                f"{self.params.api_url}: reply is a JSON {type(data).__name__}, not an object: "
+                                f"{response.text[:200]}"
+                            )
+                        if not data.get("error"):
                             return data
-                        if error.get("code") not in RETRY_API_ERRORS:
-                            raise DownloadError(f"API error {error.get('code')}: {error.get('info')}")
-                        last_problem = f"API error {error.get('code')}"
+                        code, info = api_error(data["error"])
+                        if code not in RETRY_API_ERRORS:
+                            raise DownloadError(f"{self.params.api_url}: API error {code}: {info}")
+                        last_problem = f"API error {code}"
                         retry_after = response.headers.get("Retry-After")
             if attempt < self.params.max_retries:
                 wait = self._backoff(attempt, retry_after)
@@ -122,6 +127,47 @@ class MediaWikiClient:
         raise DownloadError(
             f"{self.params.api_url}: gave up after {self.params.max_retries + 1} attempts ({last_problem})"
         )
+
+
+def api_error(error: object) -> tuple[str, str]:
+    """(code, info) of an API error: an object {"code", "info"} (or {"code", "*"} in
+    formatversion=1), or a bare string some proxies and old wikis send."""
+    if isinstance(error, dict):
+        return str(error.get("code", "unknown")), str(error.get("info", error.get("*", "")))
+    return "unknown", str(error)
+
+
+def reply_pages(data: dict, where: str) -> list[dict]:
+    """The pages of one reply, in formatversion=2 shape: a list, flags as booleans.
+
+    formatversion=1 keys pages by page id and marks flags with "" ("missing": ""), and an
+    extract may come as {"*": text}; a page must have a title to be matched to a request."""
+    query = data.get("query", {})
+    if not isinstance(query, dict):
+        raise DownloadError(f"{where}: 'query' is a JSON {type(query).__name__}, not an object")
+    pages = query.get("pages", [])
+    pages = list(pages.values()) if isinstance(pages, dict) else pages
+    if not isinstance(pages, list):
+        raise DownloadError(f"{where}: 'pages' is neither a list nor an object")
+    result = []
+    for page in pages:
+        if not isinstance(page, dict) or not isinstance(page.get("title"), str) or not page["title"]:
+            raise DownloadError(f"{where}: a page without a title: {str(page)[:200]}")
+        page = {**page, **{flag: True for flag in ("missing", "invalid", "redirect") if flag in page}}
+        if isinstance(page.get("extract"), dict):
+            page["extract"] = page["extract"].get("*", "")
+        result.append(page)
+    return result
+
+
+def title_mapping(query: dict, step: str, where: str) -> dict[str, str]:
+    """`normalized` or `redirects` of a reply as {from: to}; malformed items are an error."""
+    items = query.get(step, [])
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("from"), str) and isinstance(i.get("to"), str) for i in items
+    ):
+        raise DownloadError(f"{where}: '{step}' is not a list of {{from, to}} titles: {str(items)[:200]}")
+    return {item["from"]: item["to"] for item in items}
 
 
 def query_batch(client: MediaWikiClient, titles: list[str]) -> dict:
@@ -144,18 +190,25 @@ def query_batch(client: MediaWikiClient, titles: list[str]) -> dict:
     pages: dict[str, dict] = {}
     resolve = {t: t for t in titles}
     cont: dict = {}
+    seen_continues: set[str] = set()
+    where = f"{client.params.api_url}: reply for the batch from {titles[0]!r} ({len(titles)} titles)"
     while True:
         data = client.get({**base, **cont})
-        query = data.get("query", {})
-        for step in ("normalized", "redirects"):
-            mapping = {item["from"]: item["to"] for item in query.get(step, [])}
-            resolve = {req: mapping.get(cur, cur) for req, cur in resolve.items()}
-        for page in query.get("pages", []):
+        for page in reply_pages(data, where):
             merged = pages.setdefault(page["title"], {})
             merged.update({k: v for k, v in page.items() if v not in (None, "")})
+        query = data.get("query", {})
+        for step in ("normalized", "redirects"):
+            mapping = title_mapping(query, step, where)
+            resolve = {req: mapping.get(cur, cur) for req, cur in resolve.items()}
         if "continue" not in data:
             return {"pages": pages, "resolve": resolve}
         cont = data["continue"]
+        token = json.dumps(cont, sort_keys=True)
+        if not isinstance(cont, dict) or token in seen_continues:
+            # the API must hand back a new position each time, or the batch never ends
+            raise DownloadError(f"{where}: 'continue' {token} does not advance; stopping the batch")
+        seen_continues.add(token)
 
 
 def page_to_record(page: dict, requested: str, api_url: str) -> dict:

@@ -4,9 +4,13 @@ Input:  data/raw/articles.jsonl (download records)
 Output: data/clean/articles.jsonl (same shape, cleaned sections) and metrics/clean.json
         with every dropped article, section and paragraph counted by reason.
 
-The cleaning rules live in corpus/clean.py. A broken line (invalid UTF-8 or JSON, no title,
-no text) costs that article only: it is counted under "dropped" by reason (common/reasons.py)
-and logged, and the other articles go on.
+Hard-wrapped lines (books, speeches) are joined into paragraphs, a blank line ending one;
+wiki, HTML and Markdown leftovers go but link text and emphasised words stay; list items
+that are sentences stay, link lists and captions go. The cleaning rules live in
+corpus/clean.py (lines and paragraphs) and corpus/markup.py (markup).
+
+A broken line (invalid UTF-8 or JSON, no title, no text) costs that article only: it is
+counted under "dropped" by reason (common/reasons.py) and logged, and the other articles go on.
 
 Example:
   python -m stages.clean --params params.yaml --in data/raw/articles.jsonl \

@@ -10,6 +10,8 @@ Sources (params.yaml `download.source`; dispatched by corpus/download.py):
 
 Output record: {"title", "source", "sections": [{"heading", "level", "text"}],
                 "revision", "timestamp", "url", "requested_title"}
+Metrics: articles, missing titles, and warnings (a dump that broke off: the articles read
+before the break are kept). A source that cannot deliver is a one-line error, exit code 2.
 
 Example:
   python -m stages.download --params params.yaml --sample-dir data/sample \
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         check_params(params, args.params)
         args.cache_dir = shared_path(args.cache_dir)  # shared by every experiment copy
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-        records, missing = download(params, args.sample_dir, args.titles, args.cache_dir)
+        records, missing, warnings = download(params, args.sample_dir, args.titles, args.cache_dir)
     except (DownloadError, ParamsError) as exc:
         log.error("%s", exc)
         return 2
@@ -61,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     write_jsonl(args.out, records)
     write_json(
         args.metrics,
-        {"source": params.source, "articles": len(records), "missing": len(missing), "missing_titles": missing},
+        {
+            "source": params.source,
+            "articles": len(records),
+            "missing": len(missing),
+            "missing_titles": missing,
+            "warnings": warnings,
+        },
     )
     log.info("source=%s articles=%d missing=%d out=%s", params.source, len(records), len(missing), args.out)
     return 0

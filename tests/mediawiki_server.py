@@ -3,6 +3,8 @@
 Speaks the action=query, formatversion=2 response shape of TextExtracts: title
 normalisation, redirects, missing pages, one whole-article extract per response with a
 `continue` token for the rest, and scripted failures (503 with Retry-After, then success).
+It can also answer as an old wiki does (formatversion=1: pages keyed by id, flags as ""),
+send one fixed raw body to every request, or hand back a `continue` token that never moves.
 """
 
 from __future__ import annotations
@@ -33,23 +35,37 @@ REDIRECTS = {"Stalingrad": "Battle of Stalingrad"}
 
 
 class MediaWikiState:
-    def __init__(self, fail_first: int = 0, retry_after: str | None = None):
+    def __init__(
+        self,
+        fail_first: int = 0,
+        retry_after: str | None = None,
+        format_version: int = 2,
+        raw_reply: bytes | None = None,
+        raw_headers: dict | None = None,
+        stuck_continue: bool = False,
+    ):
         self.fail_first = fail_first  # answer this many requests with 503 before working
         self.retry_after = retry_after
+        self.format_version = format_version  # 1: the shape of wikis that ignore formatversion=2
+        self.raw_reply = raw_reply  # answer every request with these bytes (status 200)
+        self.raw_headers = raw_headers or {}  # and these headers
+        self.stuck_continue = stuck_continue  # always hand back the first continue token
         self.requests: list[dict] = []
         self.user_agents: list[str] = []
         self.lock = threading.Lock()
 
-    def answer(self, query: dict) -> tuple[int, dict, dict]:
+    def answer(self, query: dict) -> tuple[int, dict, dict | bytes]:
         with self.lock:
             self.requests.append(query)
             if self.fail_first > 0:
                 self.fail_first -= 1
                 headers = {"Retry-After": self.retry_after} if self.retry_after else {}
                 return 503, headers, {"error": "unavailable"}
+            if self.raw_reply is not None:
+                return 200, self.raw_headers, self.raw_reply
         titles = query["titles"].split("|")
         normalized, redirects, pages = [], [], []
-        start = int(query.get("excontinue", "0"))
+        start = 0 if self.stuck_continue else int(query.get("excontinue", "0"))
         for i, title in enumerate(titles):
             name = title[0].upper() + title[1:]
             if name != title:
@@ -78,6 +94,12 @@ class MediaWikiState:
             with_text[start]["extract"] = ARTICLES[with_text[start]["title"]]
         if start + 1 < len(with_text):
             body["continue"] = {"excontinue": start + 1, "continue": "||revisions"}
+        if self.format_version == 1:
+            for page in pages:
+                if page.pop("missing", False):
+                    page["missing"] = ""
+            body["query"]["pages"] = {str(p.get("pageid", -1 - i)): p for i, p in enumerate(pages)}
+            body["batchcomplete"] = ""
         return 200, {}, body
 
 
@@ -87,7 +109,7 @@ def start_server(state: MediaWikiState):
             query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
             state.user_agents.append(self.headers.get("User-Agent", ""))
             status, headers, body = state.answer(query)
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -1,13 +1,20 @@
 import bz2
+import dataclasses
 import json
+import re
+import subprocess
+import sys
+from collections import Counter
 
 import pytest
 
 from common.params import load_section
 from corpus.articles import DownloadError, DownloadParams, parse_sample_article, split_wiki_sections
+from corpus.clean import CleanParams, clean_article
 from corpus.mediawiki import fetch_titles
 from corpus.sentences import split_sentences
 from corpus.wiki_dump import read_dump, wikitext_to_plain
+from corpus.windows import article_sentences
 from stages import download
 from tests.conftest import ROOT, write_params
 from tests.mediawiki_server import MediaWikiState, start_server
@@ -222,8 +229,8 @@ def test_dump_streams_filters_follows_redirects_and_strips_wikitext(tmp_path, co
         ],
         compress=compress,
     )
-    found, missing = read_dump(path, ["Stalingrad", "Battle of Midway"])
-    assert missing == ["Battle of Midway"]
+    found, missing, warnings = read_dump(path, ["Stalingrad", "Battle of Midway"])
+    assert missing == ["Battle of Midway"] and warnings == []
     assert len(found) == 1
     article = found[0]
     assert article["title"] == "Battle of Stalingrad" and article["requested_title"] == "Stalingrad"
@@ -244,7 +251,45 @@ def test_dump_source_through_main(tmp_path):
     assert records(out)[0]["source"] == "dump"
 
 
-def test_a_truncated_dump_is_a_clear_error(tmp_path, caplog):
+KURSK_WIKITEXT = "The '''Battle of Kursk''' began on {{start date|1943|7|5}}. " * 30
+
+
+def test_a_truncated_dump_keeps_what_was_read_and_says_so(tmp_path, caplog):
+    path = tmp_path / "dump.xml"
+    write_dump(
+        path, [("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT), ("Battle of Kursk", 0, None, KURSK_WIKITEXT)]
+    )
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"Battle of Kursk</title>") + 400])  # cut inside the second page
+    params = write_params(tmp_path, {"download.source": "dump", "download.dump_path": str(path)})
+    code, out = run_download(tmp_path, params, titles=["Battle of Stalingrad", "Battle of Kursk"])
+    assert code == 0
+    assert [r["title"] for r in records(out)] == ["Battle of Stalingrad"]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["missing_titles"] == ["Battle of Kursk"]
+    assert len(metrics["warnings"]) == 1 and "dump truncated after 1 pages" in metrics["warnings"][0]
+    assert "dump truncated" in caplog.text
+
+
+def test_a_truncated_multistream_bz2_dump_keeps_its_complete_streams(tmp_path):
+    plain = tmp_path / "dump.xml"
+    filler = [(f"Page {n}", 0, None, "Other text. " * 300) for n in range(60)]  # more than one read of the parser
+    pages = [
+        ("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT),
+        *filler,
+        ("Battle of Kursk", 0, None, KURSK_WIKITEXT),
+    ]
+    write_dump(plain, pages)
+    data = plain.read_bytes()
+    split = data.index(b"  <page><title>Battle of Kursk")
+    path = tmp_path / "dump.xml.bz2"  # like enwiki's multistream dumps: one bz2 stream per chunk of pages
+    path.write_bytes(bz2.compress(data[:split]) + bz2.compress(data[split:])[:-40])
+    found, missing, warnings = read_dump(path, ["Battle of Stalingrad", "Battle of Kursk"])
+    assert [r["title"] for r in found] == ["Battle of Stalingrad"] and missing == ["Battle of Kursk"]
+    assert "Compressed file ended" in warnings[0]
+
+
+def test_a_dump_that_gives_no_page_is_a_clear_error(tmp_path, caplog):
     path = tmp_path / "dump.xml.bz2"
     write_dump(path, [("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT)], compress=True)
     path.write_bytes(path.read_bytes()[:-40])
@@ -254,5 +299,166 @@ def test_a_truncated_dump_is_a_clear_error(tmp_path, caplog):
     assert "unreadable dump" in caplog.text
 
 
+def test_dump_redirect_and_target_both_listed_are_both_found(tmp_path):
+    path = tmp_path / "dump.xml"
+    write_dump(
+        path,
+        [
+            ("Stalingrad", 0, "Battle of Stalingrad", "#REDIRECT [[Battle of Stalingrad]]"),
+            ("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT),
+        ],
+    )
+    found, missing, _ = read_dump(path, ["Stalingrad", "Battle of Stalingrad"])
+    assert missing == []
+    assert [(r["title"], r["requested_title"]) for r in found] == [
+        ("Battle of Stalingrad", "Stalingrad"),
+        ("Battle of Stalingrad", "Battle of Stalingrad"),
+    ]
+
+
+def test_dump_titles_match_as_mediawiki_normalises_them(tmp_path):
+    path = tmp_path / "dump.xml"
+    write_dump(
+        path, [("Battle of Stalingrad", 0, None, STALINGRAD_WIKITEXT), ("Battle of Kursk", 0, None, KURSK_WIKITEXT)]
+    )
+    found, missing, _ = read_dump(path, ["battle_of_Stalingrad", "  Battle  of Kursk#Prelude"])
+    assert missing == []
+    assert [r["requested_title"] for r in found] == ["battle_of_Stalingrad", "  Battle  of Kursk#Prelude"]
+
+
 def test_wikitext_headings_survive_as_section_markers():
     assert "== Background ==" in wikitext_to_plain("Lead.\n== Background ==\nBody.")
+
+
+def test_a_sample_file_that_is_not_utf8_is_named(tmp_path, params_file, caplog):
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    (sample / "latin1.md").write_bytes(
+        b"# Battle of Kursk\n\nThe Soviet front held at Kursk in 1943.\n" + b"\xe9\xff\n"
+    )
+    code, _ = run_download(tmp_path, params_file(), sample_dir=sample)
+    assert code == 2
+    assert "latin1.md: not valid UTF-8 (byte 0xe9 at offset 59)" in caplog.text
+
+
+# --- api replies that are not what the API promises --------------------------------------
+
+
+def test_api_formatversion_1_reply_is_read(tmp_path, mediawiki):
+    _, url = mediawiki(format_version=1)
+    code, out = run_download(tmp_path, api_params(tmp_path, url), titles=["Stalingrad", "No Such Battle"])
+    assert code == 0
+    assert [a["title"] for a in records(out)] == ["Battle of Stalingrad"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["missing_titles"] == ["No Such Battle"]
+
+
+def test_api_continue_that_never_advances_stops_with_an_error(tmp_path, mediawiki, caplog):
+    state, url = mediawiki(stuck_continue=True)
+    code, _ = run_download(tmp_path, api_params(tmp_path, url), titles=["Battle of Midway", "Operation Barbarossa"])
+    assert code == 2
+    assert '\'continue\' {"continue": "||revisions", "excontinue": 1} does not advance' in caplog.text
+    assert len(state.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (b'["query", {"pages": []}]', "reply is a JSON list, not an object"),
+        (b'{"error": "the wiki is closed"}', "API error unknown: the wiki is closed"),
+        (b'{"error": {"code": "badvalue", "*": "Unrecognized value"}}', "API error badvalue: Unrecognized value"),
+        (b'{"query": {"pages": [{"ns": 0, "extract": "text"}]}}', "a page without a title"),
+        (b'{"query": {"pages": "none"}}', "'pages' is neither a list nor an object"),
+        (b'{"query": {"redirects": [{"from": "A"}]}}', "'redirects' is not a list of {from, to} titles"),
+        (b'{"query": {"pages": []}, "continue": "more"}', "'continue' \"more\" does not advance"),
+        (b'{"query": "\xff\xfe"}', "gave up after 2 attempts (reply is not JSON in UTF-8"),
+        (b"<html>maintenance</html>", "gave up after 2 attempts (reply is not JSON in UTF-8"),
+    ],
+)
+def test_api_replies_of_the_wrong_shape_are_clear_errors(tmp_path, mediawiki, caplog, reply, message):
+    _, url = mediawiki(raw_reply=reply)
+    code, out = run_download(tmp_path, api_params(tmp_path, url, max_retries=1), titles=["Battle of Midway"])
+    assert code == 2
+    assert message in caplog.text
+    assert "Traceback" not in caplog.text and not out.exists()
+
+
+def test_download_run_as_a_module_reports_errors_without_a_traceback(tmp_path):
+    params = write_params(tmp_path, {"download.source": "dump", "download.dump_path": str(tmp_path / "none.xml")})
+    titles = tmp_path / "titles.txt"
+    titles.write_text("Battle of Midway\n")
+    command = [sys.executable, "-m", "stages.download", "--params", str(params), "--titles", str(titles)]
+    command += [
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(tmp_path / "a.jsonl"),
+        "--metrics",
+        str(tmp_path / "m.json"),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "none.xml: dump file not found (set download.dump_path)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_api_body_that_fails_to_decode_is_retried_then_a_clear_error(tmp_path, mediawiki, caplog):
+    _, url = mediawiki(raw_reply=b"not gzip at all", raw_headers={"Content-Encoding": "gzip"})
+    code, _ = run_download(tmp_path, api_params(tmp_path, url, max_retries=1), titles=["Battle of Midway"])
+    assert code == 2
+    assert "gave up after 2 attempts (DecodingError" in caplog.text
+
+
+CORAL_SEA_WIKITEXT = """{{Short description|1942 naval battle of World War II}}
+{{Use dmy dates|date=May 2020}}
+{{Infobox military conflict
+| conflict = Battle of the Coral Sea
+| date     = {{start date|1942|5|4}} – {{end date|1942|5|8}}
+| result   = Tactically inconclusive
+}}
+The '''Battle of the Coral Sea''', from {{start date|1942|5|4}} to 8 May 1942, was the first battle \
+in which [[aircraft carrier]]s fought each other.&lt;ref&gt;{{cite book|last=Lundstrom|year=1984}}&lt;/ref&gt; \
+The Japanese aimed at [[Port Moresby]] ({{lang-ja|Pōto Moresubī}}) in '''Operation MO'''.{{sfn|Willmott|1983|p=12}}
+
+== Forces ==
+The Americans sent {{USS|Lexington|CV-2}} and {{USS|Yorktown|CV-5}} under [[Frank Jack Fletcher]].
+{{Campaignbox Pacific}}
+
+== Aftermath ==
+{{As of|2018}}, the wreck of ''Lexington'' lies at a depth of about {{convert|3000|m|ft}}.
+"""
+
+
+def test_dump_page_keeps_the_facts_its_templates_carry_through_clean(tmp_path):
+    path = tmp_path / "dump.xml"
+    write_dump(path, [("Battle of the Coral Sea", 0, None, CORAL_SEA_WIKITEXT)])
+    (record,), missing, _ = read_dump(path, ["Battle of the Coral Sea"])
+    params = dataclasses.replace(load_section(ROOT / "params.yaml", "clean", CleanParams), min_chars=40)
+    cleaned, reason = clean_article(record, params, Counter())
+    assert reason is None and missing == []
+    assert [s for _, s in article_sentences(cleaned)] == [
+        "The Battle of the Coral Sea, from 4 May 1942 to 8 May 1942, was the first battle in which aircraft "
+        "carriers fought each other.",
+        "The Japanese aimed at Port Moresby (Japanese: Pōto Moresubī) in Operation MO.",
+        "The Americans sent USS Lexington (CV-2) and USS Yorktown (CV-5) under Frank Jack Fletcher.",
+        "As of 2018, the wreck of Lexington lies at a depth of about 3000 m.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"<html><body>Not a dump.</body></html>", "not a MediaWiki XML dump"),
+        (b"", "unreadable dump: no element found"),
+        (
+            DUMP.format(
+                pages="<page><ns>0</ns><id>1</id><revision><id>2</id><text>Text.</text></revision></page>"
+            ).encode(),
+            "not a MediaWiki XML dump, or a malformed page in it (AttributeError",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_dump_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "dump.xml"
+    path.write_bytes(content)
+    with pytest.raises(DownloadError, match=re.escape(message)):
+        read_dump(path, ["Battle of Midway"])
