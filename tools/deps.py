@@ -34,6 +34,7 @@ PACKAGES = (
     "training",
     "evaluation",
     "llm",
+    "serving",
     "stages",
     "tools",
 )
