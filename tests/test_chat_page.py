@@ -106,9 +106,11 @@ def test_a_question_gets_a_streamed_answer_and_reset_clears_it(engine, browser, 
         browser.find_element(By.ID, "question").send_keys(QUESTION)
         browser.find_element(By.ID, "send").click()
         shown = wait_for(
-            lambda: browser.find_element(By.ID, "send").is_enabled()
-            and (a := browser.find_elements(By.CSS_SELECTOR, ".msg.assistant"))
-            and a[-1].get_attribute("textContent"),
+            lambda: (
+                browser.find_element(By.ID, "send").is_enabled()
+                and (a := browser.find_elements(By.CSS_SELECTOR, ".msg.assistant"))
+                and a[-1].get_attribute("textContent")
+            ),
             what="the answer",
         )
         browser.save_screenshot(str(tmp_path / "chat_page.png"))
