@@ -112,3 +112,41 @@ def test_transformers_format_needs_the_tokenizer_folder(exported, tmp_path, capl
             "--out", str(tmp_path), "--format", "transformers", "--params", str(exported["folder"] / "config.json")]  # fmt: skip
     assert export.main(argv) == 2
     assert "needs the tokenizer folder" in caplog.text and not list(tmp_path.iterdir())
+
+
+def test_gguf_export_reads_back_with_the_gguf_reader(exported, tmp_path):
+    from gguf import GGUFReader, TokenType
+
+    model, tokenizer = exported["model"], exported["tokenizer"]
+    source = exported["folder"].parent.parent / "data/model/model.pt"
+    argv = ["--model", str(source), "--tokenizer", str(exported["folder"] / "tokenizer"), "--params",
+            str(exported["folder"] / "params.yaml"), "--out", str(tmp_path), "--name", "gg", "--format", "gguf"]  # fmt: skip
+    assert export.main(argv) == 0
+    assert load_model(tmp_path / "gg")[1] == model.config  # our files are there too
+    reader = GGUFReader(tmp_path / "gg/model.gguf")
+
+    def field(key: str):
+        return reader.fields[key].contents()
+
+    assert field("general.architecture") == "gpt2" and field("gpt2.block_count") == 2
+    assert (field("gpt2.context_length"), field("gpt2.embedding_length"), field("gpt2.attention.head_count")) == (
+        96,
+        32,
+        2,
+    )
+    assert field("tokenizer.ggml.model") == "llama" and field("tokenizer.ggml.add_space_prefix") is False
+    assert field("tokenizer.ggml.tokens") == [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+    types = field("tokenizer.ggml.token_type")
+    assert types[tokenizer.im_start_id] == types[tokenizer.im_end_id] == TokenType.USER_DEFINED
+    assert types[tokenizer.sp.bos_id()] == TokenType.CONTROL and types[tokenizer.sp.unk_id()] == TokenType.UNKNOWN
+    assert field("tokenizer.ggml.eos_token_id") == tokenizer.im_end_id and "<|im_start|>" in field(
+        "tokenizer.chat_template"
+    )
+    tensors = {t.name: t for t in reader.tensors}
+    assert len(tensors) == len(model.state_dict())
+    ours = model.state_dict()
+    for gguf_name, our_name in [("token_embd.weight", "transformer.wte.weight"), ("output.weight", "lm_head.weight"),
+                                ("blk.1.attn_qkv.weight", "transformer.h.1.attn.c_attn.weight"),
+                                ("blk.0.ffn_down.bias", "transformer.h.0.mlp.c_proj.bias")]:  # fmt: skip
+        data = tensors[gguf_name].data.reshape(ours[our_name].shape)
+        assert torch.equal(torch.from_numpy(data.copy()), ours[our_name]), gguf_name

@@ -12,7 +12,9 @@
 With `--format transformers` config.json and model.safetensors are transformers' GPT-2 layout
 instead, beside tokenizer.json, tokenizer_config.json and generation_config.json, so
 `AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained` load the folder offline
-and `apply_chat_template` + `generate` give our tokens (tools/export_hf.py).
+and `apply_chat_template` + `generate` give our tokens (tools/export_hf.py). `--format gguf` adds
+model.gguf (GPT-2 architecture, float32, SentencePiece vocabulary, ChatML template) for
+llama.cpp and Ollama to the ww2lm files (tools/export_gguf.py).
 The folder is built as `<name>.tmp/` and renamed, so a killed export leaves no half archive;
 an existing name is never overwritten without --force. Chat and evaluate load the folder
 directly (`--model models/<name>`).
@@ -51,12 +53,13 @@ from common.files import atomic_dir, write_json
 from dataset.tokenizer import MANIFEST_FILE, MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerError, read_manifest
 from model.inference import CONFIG_FILE, NUMPY_GLOBALS, TRAINED_FILE, WEIGHTS_FILE, ModelLoadError, load_model
 from tools.export_card import model_card
+from tools.export_gguf import GGUF_FILE, write_gguf
 from tools.export_hf import write_transformers
 
 log = logging.getLogger("export")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-FORMATS = ("ww2lm", "transformers")
+FORMATS = ("ww2lm", "transformers", "gguf")
 
 
 class ExportError(ValueError):
@@ -206,6 +209,8 @@ def build_archive(args, target: Path, name: str, meta: dict, model, config, eval
                 },
             )
             save_file(state_for_safetensors(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            if args.format == "gguf":  # beside our files, so chat and evaluate still load the folder
+                write_gguf(tmp / GGUF_FILE, model, Tokenizer.load(args.tokenizer), name)
         copy_tokenizer(args.tokenizer, tmp / "tokenizer")
         shutil.copyfile(args.params, tmp / "params.yaml")
         if eval_metrics is not None:
@@ -238,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("models"), help="archive root")
     parser.add_argument("--name", default=None, help="archive name (default: <variant>-step<step>)")
     parser.add_argument(
-        "--format", choices=FORMATS, default="ww2lm", help="ww2lm (our config) or transformers (GPT-2, HF tokenizer)"
+        "--format",
+        choices=FORMATS,
+        default="ww2lm",
+        help="ww2lm (ours), transformers (GPT-2 + HF tokenizer), gguf (+ model.gguf)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing archive of that name")
     parser.add_argument("--repo", type=Path, default=Path("."), help="where git and dvc.lock are read")
