@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast deps bench lint chat orchestrate recipes recipe clean-venv
+.PHONY: setup repro test test-fast deps bench lint chat serve orchestrate recipes recipe clean-venv
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ bench: setup
 
 chat: setup
 	$(BIN)/python -m tools.chat --model data/model/model.pt --tokenizer data/tokenizer
+
+# OpenAI-compatible API and chat page on http://127.0.0.1:8000 (python -m tools.serve --help)
+serve: setup
+	$(BIN)/python -m tools.serve --model data/model/model.pt --tokenizer data/tokenizer
 
 # Train in slices, judging each checkpoint in its own process (see tools/orchestrate.py).
 orchestrate: setup

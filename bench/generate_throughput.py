@@ -20,15 +20,13 @@ Output, one line per N:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import multiprocessing
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
+from bench._servers import serve_until_told, server_process
 from llm.base import LLMError
 from llm.openai_backend import OpenAIChat
 from tests.openai_server import OpenAIServer, loopback_params
@@ -37,26 +35,7 @@ IN_FLIGHT = (1, 4, 16, 64)
 
 
 def _serve(latency: float, conn: Connection) -> None:
-    with OpenAIServer(latency=latency) as server:
-        conn.send(server.base_url)
-        with contextlib.suppress(EOFError):  # the parent died and closed the pipe
-            conn.recv()  # until the parent asks to stop
-
-
-@contextlib.contextmanager
-def server_process(latency: float) -> Iterator[str]:
-    """The loopback server in its own process: in ours, its request parsing would compete
-    with the client for the GIL and the bench would measure both sides."""
-    parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(latency, child), daemon=True)
-    process.start()
-    try:
-        if not parent.poll(30):
-            raise RuntimeError("the loopback server did not start within 30 s")
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        process.join(10)
+    serve_until_told(OpenAIServer(latency=latency), conn)
 
 
 def run_once(base_url: str, in_flight: int, items: int) -> tuple[float, int]:
@@ -95,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
 
     failures = 0
-    with server_process(args.latency) as base_url:
+    with server_process(_serve, (args.latency,)) as base_url:
         for in_flight in IN_FLIGHT:
             seconds, failed = run_once(base_url, in_flight, args.items)
             failures += failed

@@ -10,6 +10,10 @@ and 0 on everything else: the user turn, every `<|im_start|>role\\n` header, and
 after each `<|im_end|>` (generation stops at `<|im_end|>`, so that newline is never
 predicted by the model; it only separates turns in the context).
 
+Content is always encoded as text (`Tokenizer.encode_text`): a `<|im_start|>` a user types
+becomes ordinary pieces, so typed text can never forge a turn. Chat, evaluate and the server
+all build prompts here.
+
 With the project's tokenizer (add_dummy_prefix off, "\\n" only ever a byte piece, the tags
 forced symbols) the segment-wise ids equal `tokenizer.encode(render(messages))`; a test keeps
 it so, which means a prompt built from text at inference tokenizes as it did in training.
@@ -26,7 +30,10 @@ from collections.abc import Sequence
 
 from dataset.tokenizer import IM_END, IM_START, Tokenizer
 
-ROLES = ("user", "assistant")
+ROLES = ("user", "assistant")  # what training conversations hold
+# what a prompt may hold: a client's system message renders as a ChatML system turn, as
+# chat templates do, though the model never saw one in training
+PROMPT_ROLES = ("system", *ROLES)
 
 
 def turn_text(role: str, content: str) -> str:
@@ -71,15 +78,18 @@ class ChatEncoder:
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
-        self.headers = {role: [tokenizer.im_start_id, *tokenizer.encode(f"{role}\n")] for role in ROLES}
+        self.headers = {role: [tokenizer.im_start_id, *tokenizer.encode(f"{role}\n")] for role in PROMPT_ROLES}
         self.newline = tokenizer.encode("\n")
 
     def encode(self, messages: Sequence[dict]) -> tuple[list[int], list[int]]:
         """(ids, mask) of a whole conversation; mask 1 = the loss is taken on that token."""
         ids: list[int] = []
         mask: list[int] = []
-        contents = self.tokenizer.encode_batch([m["content"] for m in messages])
+        # content is text: a tag typed into it stays ordinary pieces (never forges a turn)
+        contents = self.tokenizer.encode_text_batch([m["content"] for m in messages])
         for message, content in zip(messages, contents, strict=True):
+            if message["role"] not in self.headers:
+                raise ValueError(f"message role {message['role']!r}: expected one of {', '.join(PROMPT_ROLES)}")
             trained = int(message["role"] == "assistant")
             header = self.headers[message["role"]]
             ids += header

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import sentencepiece as spm
@@ -36,6 +37,9 @@ MANIFEST_FILE = "tokenizer.json"
 # training options); the ChatML tags come next as the first user-defined symbols.
 UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
 WHITESPACE_MARK = "\u2581"  # "▁": SentencePiece's escaped space (escape_whitespaces)
+# SentencePiece matches user-defined symbols anywhere in the input, so a tag typed as text would
+# encode as the control id; encode_text cuts each tag after its first character to prevent that.
+CHAT_TAG = re.compile(f"({re.escape(IM_START)}|{re.escape(IM_END)})")
 
 
 class TokenizerError(ValueError):
@@ -100,6 +104,24 @@ class Tokenizer:
         return [*ids, self.eos_id] if eos else ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts)
+
+    def encode_text(self, text: str) -> list[int]:
+        """Ids of `text` as plain text: a ChatML tag in it ("<|im_start|>" typed by a user)
+        becomes ordinary pieces, never the tag's control id, so text cannot forge a turn
+        (prompt injection). Equal to `encode` for text without a tag; decodes back to `text`."""
+        if IM_START not in text and IM_END not in text:
+            return self.sp.encode(text)
+        # the tags split the text; each tag is encoded as "<" + the rest, neither of which is a tag
+        parts = [
+            p for part in CHAT_TAG.split(text) for p in ((part[:1], part[1:]) if CHAT_TAG.fullmatch(part) else (part,))
+        ]
+        return [i for ids in self.sp.encode([p for p in parts if p]) for i in ids]
+
+    def encode_text_batch(self, texts: list[str]) -> list[list[int]]:
+        """`encode_text` of each text; one SentencePiece call when no text holds a tag."""
+        if any(IM_START in t or IM_END in t for t in texts):
+            return [self.encode_text(t) for t in texts]
         return self.sp.encode(texts)
 
     def decode(self, ids: list[int]) -> str:

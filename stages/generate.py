@@ -35,6 +35,7 @@ from common.stores import shared_path
 from synth.backends import build_backend
 from synth.generate import consolidate, generate_metrics, pending_items, plan_items, run_pending, select_types
 from synth.generate_params import GenerateParams, check_params
+from synth.priorities import prioritise, read_priorities
 from synth.prompt_types import RegistryError, load_registry
 from synth.work_store import DONE, FAILED, WorkStore
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         check_params(params, f"{args.params}:generate")
         types = select_types(load_registry(args.types), params.types, params.weights)
         windows = list(read_jsonl(args.windows))
+        weights = read_priorities(Path(params.priorities)) if params.priorities else None
         backend = build_backend(params, windows)
     except (ParamsError, RegistryError, JsonlError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
     items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)
+    if weights is not None:  # a probe's priorities: what the student fails is generated first
+        items = prioritise(items, windows, types, weights)
     done = store.keys(DONE)
     retry_failed = params.retry_failed or args.retry_failed
     pending = pending_items(items, done, set() if retry_failed else store.keys(FAILED), retry_failed, args.limit)

@@ -23,6 +23,7 @@ class GenerateParams:
     task_retries: int  # dask: reruns of a task that raised (worker deaths are retried anyway)
     store_url: str  # "" = the --store folder; or an fsspec URL (s3://bucket/ww2lm/generate)
     retry_failed: bool  # rerun items whose reply was unusable last time
+    priorities: str  # "" = none; a probe's priorities file (python -m tools.probe): weak windows/types first
     openai: OpenAIParams
     transformers: TransformersParams
 

@@ -134,6 +134,19 @@ def resolve_tokenizer(model: Path, tokenizer: Path | None) -> Path:
     return DEFAULT_TOKENIZER
 
 
+def load_chat_model(model_path: Path, tokenizer: Path | None, device: str) -> tuple[GPT, Tokenizer]:
+    """The model and the tokenizer it was trained with (`resolve_tokenizer`); ModelLoadError or
+    TokenizerError naming the file when one is missing or they do not match."""
+    tokenizer_path = resolve_tokenizer(model_path, tokenizer)
+    model, config = load_model(model_path, device=torch.device(device))
+    tokenizer = Tokenizer.load(tokenizer_path)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ModelLoadError(
+            f"{tokenizer_path} has {tokenizer.vocab_size} tokens but {model_path} was trained on {config.vocab_size}"
+        )
+    return model, tokenizer
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model.pt, step-*.pt or an exported folder")
@@ -150,29 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need --max-new-tokens >= 1, --temperature >= 0, --top-k >= 0 and 0 < --top-p <= 1")
     setup_logging(logging.WARNING if args.prompt is not None else logging.INFO)
 
-    tokenizer_path = resolve_tokenizer(args.model, args.tokenizer)
     try:
-        model, config = load_model(args.model, device=torch.device(args.device))
-        tokenizer = Tokenizer.load(tokenizer_path)
+        model, tokenizer = load_chat_model(args.model, args.tokenizer, args.device)
     except (ModelLoadError, TokenizerError) as exc:
         log.error("%s", exc)
         return 2
-    if tokenizer.vocab_size != config.vocab_size:
-        log.error(
-            "%s has %d tokens but %s was trained on %d",
-            tokenizer_path,
-            tokenizer.vocab_size,
-            args.model,
-            config.vocab_size,
-        )
-        return 2
-    log.info(
-        "model=%s params=%d context=%d tokenizer=%s",
-        args.model,
-        model.num_params(),
-        config.context_length,
-        tokenizer_path,
-    )
+    log.info("model=%s params=%d context=%d tokenizer=%s", args.model, model.num_params(),
+             model.config.context_length, tokenizer.source)  # fmt: skip
     sampling = {
         "max_new_tokens": args.max_new_tokens,
         "temperature": args.temperature,

@@ -35,6 +35,7 @@ PACKAGES = (
     "evaluation",
     "llm",
     "experiments",
+    "serving",
     "stages",
     "tools",
 )

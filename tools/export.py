@@ -9,6 +9,12 @@
                      source file, the weights' sha256, the creation time
   eval.json          the evaluate stage's metrics (when --metrics is given)
   MODEL_CARD.md      a short human summary (tools/export_card.py)
+With `--format transformers` config.json and model.safetensors are transformers' GPT-2 layout
+instead, beside tokenizer.json, tokenizer_config.json and generation_config.json, so
+`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained` load the folder offline
+and `apply_chat_template` + `generate` give our tokens (tools/export_hf.py). `--format gguf` adds
+model.gguf (GPT-2 architecture, float32, SentencePiece vocabulary, ChatML template) for
+llama.cpp and Ollama to the ww2lm files (tools/export_gguf.py).
 The folder is built as `<name>.tmp/` and renamed, so a killed export leaves no half archive;
 an existing name is never overwritten without --force. Chat and evaluate load the folder
 directly (`--model models/<name>`).
@@ -23,6 +29,7 @@ Output:  models/<name>/
 Example:
   python -m tools.export --model data/model/model.pt --tokenizer data/tokenizer \
       --params params.yaml --metrics metrics/eval.json --out models --name ww2_185M_dirty
+  python -m tools.export --model data/model/model.pt --tokenizer data/tokenizer --format transformers
 """
 
 from __future__ import annotations
@@ -43,13 +50,16 @@ import yaml
 
 from common.cli import setup_logging
 from common.files import atomic_dir, write_json
-from dataset.tokenizer import MANIFEST_FILE, MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerError
+from dataset.tokenizer import MANIFEST_FILE, MODEL_FILE, VOCAB_FILE, Tokenizer, TokenizerError, read_manifest
 from model.inference import CONFIG_FILE, NUMPY_GLOBALS, TRAINED_FILE, WEIGHTS_FILE, ModelLoadError, load_model
 from tools.export_card import model_card
+from tools.export_gguf import GGUF_FILE, write_gguf
+from tools.export_hf import write_transformers
 
 log = logging.getLogger("export")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+FORMATS = ("ww2lm", "transformers", "gguf")
 
 
 class ExportError(ValueError):
@@ -154,7 +164,10 @@ def export_model(args: argparse.Namespace) -> Path:
             raise ExportError(f"{path}: {what} not found")
     if args.metrics is not None and not args.metrics.is_file():
         raise ExportError(f"{args.metrics}: eval metrics not found (run `dvc repro evaluate`, or leave out --metrics)")
-    vocab_size = Tokenizer.load(args.tokenizer).vocab_size  # a TokenizerError names a missing or bad file
+    tokenizer = Tokenizer.load(args.tokenizer)  # a TokenizerError names a missing or bad file
+    vocab_size = tokenizer.vocab_size
+    if args.format == "transformers" and not args.tokenizer.is_dir():
+        raise ExportError(f"{args.tokenizer}: --format transformers needs the tokenizer folder (its {MANIFEST_FILE})")
     meta = model_metadata(args.model)
     name = args.name or default_name(meta)
     if not NAME.match(name):
@@ -181,17 +194,23 @@ def build_archive(args, target: Path, name: str, meta: dict, model, config, eval
     from safetensors.torch import save_file
 
     with atomic_dir(target) as tmp:
-        write_json(
-            tmp / CONFIG_FILE,
-            {
-                **config.to_dict(),
-                "variant": meta.get("variant"),
-                "step": meta.get("step"),
-                "num_params": model.num_params(),
-                "format": "ww2lm-gpt",
-            },
-        )
-        save_file(state_for_safetensors(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        if args.format == "transformers":
+            model_type = read_manifest(args.tokenizer).get("model_type", "bpe")
+            write_transformers(tmp, model, Tokenizer.load(args.tokenizer), model_type, meta)
+        else:
+            write_json(
+                tmp / CONFIG_FILE,
+                {
+                    **config.to_dict(),
+                    "variant": meta.get("variant"),
+                    "step": meta.get("step"),
+                    "num_params": model.num_params(),
+                    "format": "ww2lm-gpt",
+                },
+            )
+            save_file(state_for_safetensors(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+            if args.format == "gguf":  # beside our files, so chat and evaluate still load the folder
+                write_gguf(tmp / GGUF_FILE, model, Tokenizer.load(args.tokenizer), name)
         copy_tokenizer(args.tokenizer, tmp / "tokenizer")
         shutil.copyfile(args.params, tmp / "params.yaml")
         if eval_metrics is not None:
@@ -206,6 +225,7 @@ def build_archive(args, target: Path, name: str, meta: dict, model, config, eval
             "variant": meta.get("variant"),
             "step": meta.get("step"),
             "torch": torch.__version__,
+            "format": args.format,
         }
         write_json(tmp / "provenance.json", provenance)
         card = model_card(name, config.to_dict(), model.num_params(), provenance, eval_metrics, config.vocab_size)
@@ -222,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, default=None, help="metrics/eval.json of this model")
     parser.add_argument("--out", type=Path, default=Path("models"), help="archive root")
     parser.add_argument("--name", default=None, help="archive name (default: <variant>-step<step>)")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="ww2lm",
+        help="ww2lm (ours), transformers (GPT-2 + HF tokenizer), gguf (+ model.gguf)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing archive of that name")
     parser.add_argument("--repo", type=Path, default=Path("."), help="where git and dvc.lock are read")
     args = parser.parse_args(argv)
