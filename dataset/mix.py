@@ -3,7 +3,8 @@ raw-text passages of the trained articles.
 
 `encode.mix` gives every kind a weight: 0 drops the kind from train, a fraction keeps a seeded
 share of its records (each record's own hash decides, so membership does not depend on the
-other records), 2.0 writes each record twice, 1.5 twice for a seeded half. Only the train
+other records), 2.0 writes each record twice, 1.5 twice for a seeded half; a record of a kind
+the mix does not name (none today) trains at weight 1, as before the mix. Only the train
 split is mixed: val (the unseen control) and recall are built as without a mix, so the
 evaluation asks the same questions whatever the mix.
 

@@ -24,8 +24,8 @@ BASELINES = ("always_true", "first_option", "echo")
 def index_questions(by_id: dict[str, dict], index: Sequence[dict], name: str) -> list[dict]:
     """Graded questions of one split index, in index order; raises ValueError naming the first
     indexed id missing from the records. Raw-text rows (encode.mix.raw) ask nothing and are
-    not in the records file."""
-    index = [row for row in index if row.get("kind") != "raw"]
+    not in the records file; a record the mix repeated (weight 2.0) asks once."""
+    index = list({row["id"]: row for row in index if row.get("kind") != "raw"}.values())
     missing = [row["id"] for row in index if row["id"] not in by_id]
     if missing:
         raise ValueError(

@@ -306,7 +306,7 @@ def test_train_articles_are_refused(data):
 def test_raw_text_rows_of_the_train_index_ask_nothing():
     messages = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "B."}]
     record = {"id": "x", "kind": "qa", "type": "who", "article": "A", "messages": messages}
-    index = [{"id": "x", "article": "A"}, {"id": "raw1", "article": "A", "kind": "raw"}]  # raw1: in no records file
+    index = [{"id": "x", "article": "A"}, {"id": "raw1", "article": "A", "kind": "raw"}, {"id": "x", "article": "A"}]
     assert [q["question"] for q in index_questions({"x": record}, index, "train")] == ["Who?"]
     with pytest.raises(ValueError, match="not in the records file"):
         index_questions({"x": record}, [{"id": "raw1", "article": "A"}], "train")
