@@ -24,14 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llm.base import ChatBackend, LLMError
+from synth.context_refs import outside_reference
 from synth.distractors import Distractors
 from synth.english import SPELLED, word_set
-from synth.entities import Entity, name_of, number_value, surnames
+from synth.entities import Entity, find_dates, name_of, number_value, surnames
 from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
 from synth.rules_questions import WhQuestion, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 2  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 3  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -106,6 +107,15 @@ def swappable(sentence: str, entity: Entity) -> bool:
     return True
 
 
+def fact_name(entity: Entity) -> str:
+    """What an entity is, for an explanation: "date", "number of carriers", "army"."""
+    if entity.kind == "number":
+        return f"number of {entity.detail}" if entity.detail else "number"
+    if entity.kind == "unit":
+        return entity.detail or "unit"
+    return entity.kind
+
+
 def correction(entity: Entity, wrong: str) -> str:
     """ "It was not the Don but the Oder." """
     the = "the " if entity.detail.endswith("_the") else ""
@@ -160,8 +170,21 @@ class RulesBackend(ChatBackend):
 
     # --- material ------------------------------------------------------------------------
 
+    def _standalone(self, sentence: str) -> bool:
+        """A usable sentence a reader understands without its neighbours: statements and
+        blanks are shown alone, so "Instead, it brought ...", "these facilities" or a "he"
+        with no person before it cannot be used."""
+        people = tuple(e.start for e in self.index.entities(sentence) if e.kind == "person")
+        return usable(sentence) and outside_reference(sentence, people=people) is None
+
     def _entities(self, window: dict, kinds: tuple[str, ...]) -> list[tuple[str, Entity]]:
-        return [(s, e) for s in window["sentences"] if usable(s) for e in self.index.entities(s) if e.kind in kinds]
+        return [
+            (s, e)
+            for s in window["sentences"]
+            if self._standalone(s)
+            for e in self.index.entities(s)
+            if e.kind in kinds
+        ]
 
     def _missing(self, window: dict, kinds: tuple[str, ...], what: str) -> Unsupported:
         found = any(e.kind in kinds for s in window["sentences"] for e in self.index.entities(s))
@@ -179,7 +202,22 @@ class RulesBackend(ChatBackend):
         return self._wh[sentence]
 
     def _questions(self, window: dict, kinds: tuple[str, ...]) -> list[tuple[str, WhQuestion]]:
-        return [(s, q) for s in window["sentences"] for q in self._sentence_questions(s) if q.target.kind in kinds]
+        article = window["article"]
+        return [
+            (s, q)
+            for s in window["sentences"]
+            for q in self._sentence_questions(s)
+            if q.target.kind in kinds and self._anchored(q, article)
+        ]
+
+    def _anchored(self, question: WhQuestion, article: str) -> bool:
+        """A question about the article's own person gets no "In the life of ..." prefix (it
+        would give the answer away), so it must carry a date to stand alone: "Who remained in
+        the small postwar army?" could be anyone, "Who arrived on Iwo Jima in June 1944?" not."""
+        if question.target.kind != "person" or article not in self.index.known.names:
+            return True
+        names = surnames(name_of(question.target.text))
+        return not any(k in article for k in names) or bool(find_dates(question.body))
 
     def _contextualise(self, body: str, article: str, rng: random.Random, *hidden: Entity) -> str:
         """Name the article when the question does not ("In the history of the Battle of
@@ -200,11 +238,11 @@ class RulesBackend(ChatBackend):
     ) -> tuple[str, WhQuestion, list[str]]:
         """One question that has `n` distractors, and those distractors."""
         article = window["article"]
-        found = [(s, q) for s, q in found if len(self.distractors.candidates(article, q.target)) >= n]
+        found = [(s, q) for s, q in found if len(self.distractors.for_sentence(article, s, q.target)) >= n]
         if not found:
             raise Unsupported("no_distractors")
         sentence, question = rng.choice(found)
-        return sentence, question, rng.sample(self.distractors.candidates(article, question.target), n)
+        return sentence, question, rng.sample(self.distractors.for_sentence(article, sentence, question.target), n)
 
     # --- builders, one per reply shape -----------------------------------------------------
 
@@ -229,12 +267,12 @@ class RulesBackend(ChatBackend):
                     for premise in premises
                     if premise != question.target
                     and question.body.count(premise.text) == 1
-                    and self.distractors.candidates(article, premise)
+                    and self.distractors.for_sentence(article, sentence, premise)
                 )
         if not found:
             raise self._missing(window, (kind,), name)
         sentence, question, premise = rng.choice(found)
-        wrong = rng.choice(self.distractors.candidates(article, premise))
+        wrong = rng.choice(self.distractors.for_sentence(article, sentence, premise))
         body = self._contextualise(question.body.replace(premise.text, wrong), article, rng, question.target, premise)
         return f"Question: {body}\nAnswer: {correction(premise, wrong)} {sentence}"
 
@@ -265,22 +303,39 @@ class RulesBackend(ChatBackend):
         return f"Question: {body}\n{lines}\nAnswer: {letter}"
 
     def _true(self, name: str, window: dict, rng: random.Random) -> str:
-        sentences = [s for s in window["sentences"] if usable(s) and self.index.entities(s)]
-        if not sentences:
+        """A sentence of the window; the explanation confirms one of its facts by name, so
+        answers teach which detail is right rather than repeat one sentence."""
+        found = [
+            (s, e)
+            for s in window["sentences"]
+            if self._standalone(s)
+            for e in self.index.entities(s)
+            if e.kind != "place" and swappable(s, e) or e.kind == "place" and target_phrase(s, e)
+        ]
+        if not found:
             raise Unsupported("no_statement_in_window")
+        sentence, entity = rng.choice(found)
         article = window["article"]
         is_person = article in self.index.known.names
         record = f"the biography of {article}" if is_person else f"the history of {topic_phrase(article, False)}"
-        return f"Statement: {rng.choice(sentences)}\nAnswer: True\nExplanation: This matches {record}."
+        fact = fact_name(entity)
+        explanation = rng.choice(
+            [
+                f"The {fact} is right: {option_text(entity.text)}.",
+                f"This matches {record}: the {fact} was {option_text(entity.text)}.",
+                f"{entity.text[0].upper()}{entity.text[1:]} is the correct {fact}, as {record} records.",
+            ]
+        )
+        return f"Statement: {sentence}\nAnswer: True\nExplanation: {explanation}"
 
     def _false(self, name: str, window: dict, rng: random.Random) -> str:
         article = window["article"]
         found = [(s, e) for s, e in self._entities(window, SWAP_KINDS) if swappable(s, e)]
-        found = [(s, e) for s, e in found if self.distractors.candidates(article, e)]
+        found = [(s, e) for s, e in found if self.distractors.for_sentence(article, s, e)]
         if not found:
             raise self._missing(window, SWAP_KINDS, "swap")
         sentence, entity = rng.choice(found)
-        wrong = rng.choice(self.distractors.candidates(article, entity))
+        wrong = rng.choice(self.distractors.for_sentence(article, sentence, entity))
         if entity.text[:1].isupper() and wrong[:1].islower():
             wrong = wrong[0].upper() + wrong[1:]
         statement = sentence[: entity.start] + wrong + sentence[entity.end :]

@@ -1,6 +1,7 @@
 import contextlib
 import re
 from collections import Counter
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,8 @@ def question_for(index, sentence: str, target: str):
          "Four Japanese fleet carriers."),
         ("Paulus surrendered in Stalingrad on 31 January 1943.", "Stalingrad",
          "Where did Paulus surrender on 31 January 1943?", "In Stalingrad."),
+        ("The Germans committed roughly 3,000 tanks organized into four panzer groups.", "3,000",
+         "How many tanks did the Germans commit?", "Roughly 3,000 tanks."),
     ],
 )  # fmt: skip
 def test_wh_questions_are_grammatical_and_answered_by_the_sentence(index, sentence, target, body, answer):
@@ -174,10 +177,52 @@ def test_wh_questions_are_grammatical_and_answered_by_the_sentence(index, senten
         ("He crossed the Volga in August 1942.", "August 1942"),  # who is "he"?
         ("The 6th Army, trapped since November 1942, surrendered.", "November 1942"),  # the date is not the verb's
         ("Unemployment fell from 14 percent in 1940 to 1 percent in 1944.", "1940"),  # two dates: which one?
+        ("The Battle of Kursk was a major clash in Eastern Europe in July 1943.", "Eastern Europe"),  # the noun's place
+        (
+            "Enrico Fermi's team achieved the first controlled, self-sustaining chain reaction on 2 December 1942.",
+            "2 December 1942",
+        ),  # the cut leaves "the first controlled?"
+        ("On 15 May 1942 Hitler adopted this concept.", "15 May 1942"),  # which concept?
+        (
+            "A German directive issued in late Sept. 1941 declared the intention to wipe out the city.",
+            "Sept. 1941",
+        ),  # "issued" is a participle: the main verb is "declared"
     ],
 )
 def test_no_question_when_the_sentence_cannot_carry_one(index, sentence, target):
     assert question_for(index, sentence, target) is None
+
+
+BOUND = window("Attack on Pearl Harbor", [
+    "Instead, it brought the United States into World War II in December 1941.",
+    "The answer was the Mk IX, fitted with the Merlin 61 engine, in 1942.",
+    "These facilities produced 1,000 aircraft for the Navy in 1943.",
+    "Adm. Husband E. Kimmel commanded the Pacific Fleet at Pearl Harbor in 1941.",
+])  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["true_statement", "false_statement", "fill_blank", "fill_blank_date"])
+def test_statements_and_blanks_use_only_sentences_that_stand_alone(name):
+    backend = RulesBackend([*WINDOWS, BOUND], seed=7)
+    used = set()
+    for sample in range(12):
+        shown = backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1]
+        used.update(s for s in BOUND["sentences"] if SequenceMatcher(None, s, shown).ratio() > 0.7)
+    assert used == {BOUND["sentences"][-1]}
+
+
+def test_true_statement_explanations_name_a_fact_of_the_statement_and_vary(backend):
+    explanations = set()
+    for win in WINDOWS:
+        for sample in range(4):
+            with contextlib.suppress(Unsupported):
+                parsed = PARSERS["true_false"](backend.reply(ptype("true_statement"), win, sample))
+                statement = parsed.question.removeprefix("True or false: ")
+                explanation = parsed.answer.removeprefix("True. ")
+                facts = [e.text for e in backend.index.entities(statement)]
+                assert any(f.lower() in explanation.lower() for f in facts), (statement, explanation)
+                explanations.add(explanation)
+    assert len(explanations) >= 10
 
 
 def test_false_statement_swaps_one_entity_for_a_distractor(backend):
@@ -293,3 +338,13 @@ def test_sample_corpus_yield_and_grounding(sample_windows):
     assert not failures, failures[:3]
     assert sum(parsed_per_type.values()) >= 2000
     assert set(parsed_per_type) == SUPPORTED
+
+
+def test_a_question_about_the_articles_own_person_needs_a_date_to_stand_alone():
+    rommel = window("Erwin Rommel", [
+        "Rommel remained in the small postwar army.",
+        "Rommel arrived in Libya in February 1941.",
+    ])  # fmt: skip
+    backend = RulesBackend([*WINDOWS, rommel], seed=7)
+    questions = {PARSERS["qa"](backend.reply(ptype("who"), rommel, sample)).question for sample in range(6)}
+    assert questions == {"Who arrived in Libya in February 1941?"}
