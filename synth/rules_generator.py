@@ -211,19 +211,23 @@ class RulesBackend(ChatBackend):
         ]
 
     def _anchored(self, question: WhQuestion, article: str) -> bool:
-        """A question about the article's own person gets no "In the life of ..." prefix (it
-        would give the answer away), so it must carry a date to stand alone: "Who remained in
-        the small postwar army?" could be anyone, "Who arrived on Iwo Jima in June 1944?" not."""
-        if question.target.kind != "person" or article not in self.index.known.names:
+        """A question whose answer the article's title names ("Erwin Rommel", "Guadalcanal
+        campaign") gets no "In the history of ..." prefix (it would give the answer away), so
+        unless it names its subject itself it must carry a date to stand alone: "Where did
+        about 11,000 Marines go ashore?" could be anywhere, "Who arrived on Iwo Jima in June
+        1944?" is one fact."""
+        if not self._hides_answer(article, question.target) or mentions_article(question.body, article):
             return True
-        names = surnames(name_of(question.target.text))
-        return not any(k in article for k in names) or bool(find_dates(question.body))
+        return bool(find_dates(question.body))
+
+    def _hides_answer(self, article: str, *hidden: Entity) -> bool:
+        keys = [k for e in hidden for k in (surnames(name_of(e.text)) if e.kind == "person" else [e.text])]
+        return any(k in article for k in keys)
 
     def _contextualise(self, body: str, article: str, rng: random.Random, *hidden: Entity) -> str:
         """Name the article when the question does not ("In the history of the Battle of
         Midway, when ...?"), unless the title would give away a `hidden` entity (the answer)."""
-        keys = [k for e in hidden for k in (surnames(name_of(e.text)) if e.kind == "person" else [e.text])]
-        if mentions_article(body, article) or any(k in article for k in keys):
+        if mentions_article(body, article) or self._hides_answer(article, *hidden):
             return body
         is_person = article in self.index.known.names
         lead = rng.choice(

@@ -348,3 +348,13 @@ def test_a_question_about_the_articles_own_person_needs_a_date_to_stand_alone():
     backend = RulesBackend([*WINDOWS, rommel], seed=7)
     questions = {PARSERS["qa"](backend.reply(ptype("who"), rommel, sample)).question for sample in range(6)}
     assert questions == {"Who arrived in Libya in February 1941?"}
+
+
+def test_a_question_whose_answer_the_title_names_needs_a_date_to_stand_alone():
+    guadalcanal = window("Guadalcanal campaign", [
+        "About 11,000 Marines went ashore on Guadalcanal.",
+        "The 1st Marine Division landed on Guadalcanal on 7 August 1942.",
+    ])  # fmt: skip
+    backend = RulesBackend([*WINDOWS, guadalcanal], seed=7)
+    questions = {PARSERS["qa"](backend.reply(ptype("where"), guadalcanal, sample)).question for sample in range(6)}
+    assert questions == {"Where did the 1st Marine Division land on 7 August 1942?"}
