@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from synth.context_refs import outside_reference
 from synth.english import PRONOUNS
 from synth.qpt_entities import build_index
 from synth.qpt_fields import articles_info, proper_nouns, window_fields
@@ -180,11 +181,17 @@ def window_scopes(window: dict) -> set[str]:
     return {"section", "window"} if window["opens_section"] else {"window"}
 
 
+def starts_mid_story(sentence: str) -> bool:
+    """A sentence that cannot open an answer: it opens on a pronoun ("He ...", "These ...") or
+    leans on an earlier one ("After the war he ...", "Meanwhile, ...": synth/context_refs.py)."""
+    return sentence.split(maxsplit=1)[:1] in ([p] for p in PRONOUNS) or outside_reference(sentence) is not None
+
+
 def answer_window(window: dict) -> dict | None:
-    """The window without its leading sentences that open on a pronoun or a back reference
-    ("He ...", "These ..."): an answer must not start mid-story. None when under half is left."""
+    """The window without its leading sentences that start mid-story: an answer must not.
+    None when under half of the window is left."""
     sentences = window["sentences"]
-    skip = next((i for i, s in enumerate(sentences) if s.split(maxsplit=1)[:1] not in ([p] for p in PRONOUNS)), None)
+    skip = next((i for i, s in enumerate(sentences) if not starts_mid_story(s)), None)
     if skip is None or len(sentences) - skip < len(sentences) / 2:
         return None
     if skip == 0:

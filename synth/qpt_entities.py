@@ -50,8 +50,12 @@ def window_years(window: dict, index: EntityIndex) -> list[str]:
 
 
 def central_years(window: dict, index: EntityIndex) -> list[str]:
-    """The years the window is about (central), sorted (rng picks among them)."""
-    return sorted(y for y, mentions in year_mentions(window, index).items() if central(mentions))
+    """The year the window is about, or none: named in more of its sentences than any other
+    year, and in two at least ("What happened in 1942?" must not get a passage on 1941)."""
+    counts = sorted((len(set(m)), y) for y, m in year_mentions(window, index).items())
+    if not counts or counts[-1][0] < 2 or (len(counts) > 1 and counts[-2][0] == counts[-1][0]):
+        return []
+    return [counts[-1][1]]
 
 
 def as_asked(entity: Entity, famous: frozenset[str]) -> str | None:

@@ -214,8 +214,8 @@ def test_templates_needing_a_field_are_skipped_for_windows_without_it(tmp_path, 
     )
     _, out, metrics = run(tmp_path, params_file, templates=templates, qpt__phrasings_per_window=4)
     styles = {w["id"]: {r["type"] for r in read(out) if r["window"] == w["id"]} for w in WINDOWS}
-    # Midway lead: no section, and Nimitz is named only in passing
-    assert styles[WINDOWS[0]["id"]] == {"needs_year", "plain"}
+    # Midway lead: no section, and Nimitz and 1942 are named only in passing
+    assert styles[WINDOWS[0]["id"]] == {"plain"}
     assert styles[WINDOWS[4]["id"]] == {"plain"}  # the Blitz: no year, entity or section
     assert "needs_entity" not in styles[WINDOWS[2]["id"]]  # Rommel: the 8th Army only in passing
     assert json.loads(metrics.read_text())["windows_short_of_styles"] == len(WINDOWS)
@@ -349,9 +349,9 @@ def test_a_mid_section_window_is_asked_about_what_it_names(tmp_path, params_file
         opens_section=False,
     )
     _, out, _ = run(tmp_path, params_file, windows=[WINDOWS[0], middle], qpt__phrasings_per_window=4)
-    questions = [r["messages"][0]["content"] for r in read(out) if r["window"] == middle["id"]]
-    assert questions
-    assert all(re.search(r"1942|Nimitz|Yorktown|Pearl Harbor", q, re.I) for q in questions), questions
+    templates = [r["meta"]["template"] for r in read(out) if r["window"] == middle["id"]]
+    assert templates and all(template_scope(t) == "window" for t in templates), templates
+    assert all("{person}" in t or "{entity}" in t or "{year}" in t for t in templates)
 
 
 def test_an_answer_does_not_start_mid_story(tmp_path, params_file):
@@ -362,7 +362,9 @@ def test_an_answer_does_not_start_mid_story(tmp_path, params_file):
         start=12,
         opens_section=False,
     )
-    lost = window("Erwin Rommel", "He was ill. They sent him home. Rommel left in 1944", start=20, opens_section=False)
+    lost = window(
+        "Erwin Rommel", "He was ill. After that he went home. Rommel left in 1944", start=20, opens_section=False
+    )  # "After that he ...": no pronoun first, but it leans on the sentence before
     _, out, metrics = run(tmp_path, params_file, windows=[WINDOWS[2], mid, lost], qpt__phrasings_per_window=2)
     answers = {r["messages"][1]["content"] for r in read(out) if r["window"] == mid["id"]}
     assert answers == {" ".join(mid["sentences"][2:])}
@@ -378,4 +380,6 @@ def test_entities_and_years_are_what_the_window_is_about():
     )
     index = build_index([win])
     assert central_entities(win, index)["person"] == ["Chester Nimitz"]  # twice (once by surname), not Hitler
-    assert central_years(win, index) == ["1942"]  # first sentence and twice; 1941 only in passing
+    assert central_years(win, index) == ["1942"]  # in three sentences; 1941 only in passing
+    tied = {**win, "sentences": win["sentences"][:3] + ["Hitler was far away in 1941."] * 2}
+    assert central_years(tied, index) == []  # 1941 and 1942 twice each: the window is about neither
