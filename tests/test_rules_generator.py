@@ -340,21 +340,17 @@ def test_sample_corpus_yield_and_grounding(sample_windows):
     assert set(parsed_per_type) == SUPPORTED
 
 
-def test_a_question_about_the_articles_own_person_needs_a_date_to_stand_alone():
-    rommel = window("Erwin Rommel", [
-        "Rommel remained in the small postwar army.",
-        "Rommel arrived in Libya in February 1941.",
-    ])  # fmt: skip
-    backend = RulesBackend([*WINDOWS, rommel], seed=7)
-    questions = {PARSERS["qa"](backend.reply(ptype("who"), rommel, sample)).question for sample in range(6)}
-    assert questions == {"Who arrived in Libya in February 1941?"}
-
-
-def test_a_question_whose_answer_the_title_names_needs_a_date_to_stand_alone():
-    guadalcanal = window("Guadalcanal campaign", [
-        "About 11,000 Marines went ashore on Guadalcanal.",
-        "The 1st Marine Division landed on Guadalcanal on 7 August 1942.",
-    ])  # fmt: skip
-    backend = RulesBackend([*WINDOWS, guadalcanal], seed=7)
-    questions = {PARSERS["qa"](backend.reply(ptype("where"), guadalcanal, sample)).question for sample in range(6)}
-    assert questions == {"Where did the 1st Marine Division land on 7 August 1942?"}
+@pytest.mark.parametrize(
+    "article, sentences, name, question",
+    [
+        ("Erwin Rommel", ["Rommel remained in the small postwar army.", "Rommel arrived in Libya in February 1941."],
+         "who", "Who arrived in Libya in February 1941?"),
+        ("Guadalcanal campaign", ["About 11,000 Marines went ashore on Guadalcanal.",
+                                  "The 1st Marine Division landed on Guadalcanal on 7 August 1942."],
+         "where", "Where did the 1st Marine Division land on 7 August 1942?"),
+    ],
+)  # fmt: skip
+def test_a_question_whose_answer_the_title_names_needs_a_date_to_stand_alone(article, sentences, name, question):
+    win = window(article, sentences)
+    backend = RulesBackend([*WINDOWS, win], seed=7)
+    assert {PARSERS["qa"](backend.reply(ptype(name), win, sample)).question for sample in range(6)} == {question}
