@@ -32,7 +32,7 @@ from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
 from synth.rules_questions import WhQuestion, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 3  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 4  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
