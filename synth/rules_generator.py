@@ -30,9 +30,9 @@ from synth.english import SPELLED, word_set
 from synth.entities import Entity, find_dates, name_of, number_value, surnames
 from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
-from synth.rules_questions import WhQuestion, parse_clause, target_phrase, usable, wh_question
+from synth.rules_questions import WhQuestion, lower_first, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 4  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 5  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -210,13 +210,13 @@ class RulesBackend(ChatBackend):
             if q.target.kind in kinds and self._anchored(q, article)
         ]
 
-    def _anchored(self, question: WhQuestion, article: str) -> bool:
+    def _anchored(self, question: WhQuestion, article: str, *also_hidden: Entity) -> bool:
         """A question whose answer the article's title names ("Erwin Rommel", "Guadalcanal
         campaign") gets no "In the history of ..." prefix (it would give the answer away), so
         unless it names its subject itself it must carry a date to stand alone: "Where did
         about 11,000 Marines go ashore?" could be anywhere, "Who arrived on Iwo Jima in June
         1944?" is one fact."""
-        if not self._hides_answer(article, question.target) or mentions_article(question.body, article):
+        if not self._hides_answer(article, question.target, *also_hidden) or mentions_article(question.body, article):
             return True
         return bool(find_dates(question.body))
 
@@ -235,7 +235,16 @@ class RulesBackend(ChatBackend):
             if is_person
             else ["According to the history of", "In the history of"]
         )
-        return f"{lead} {topic_phrase(article, is_person)}, {body[0].lower()}{body[1:]}"
+        first = body.split(maxsplit=1)[0]
+        body = body if first[1:2].isupper() or self.index.is_proper(first) else body[0].lower() + body[1:]
+        return f"{lead} {topic_phrase(article, is_person)}, {body}"
+
+    def _statement_context(self, sentence: str, article: str, rng: random.Random, *hidden: Entity) -> str:
+        """A statement or blank names its article too ("In the history of the T-34, the tank
+        was supplied to ..."): shown alone, "the tank" or "the landings" needs it."""
+        if mentions_article(sentence, article) or self._hides_answer(article, *hidden):
+            return sentence
+        return self._contextualise(lower_first(sentence, self.index.is_proper), article, rng)
 
     def _with_distractors(
         self, window: dict, found: list[tuple[str, WhQuestion]], n: int, rng: random.Random
@@ -270,6 +279,7 @@ class RulesBackend(ChatBackend):
                     (sentence, question, premise)
                     for premise in premises
                     if premise != question.target
+                    and self._anchored(question, article, premise)
                     and question.body.count(premise.text) == 1
                     and self.distractors.for_sentence(article, sentence, premise)
                 )
@@ -330,7 +340,8 @@ class RulesBackend(ChatBackend):
                 f"{entity.text[0].upper()}{entity.text[1:]} is the correct {fact}, as {record} records.",
             ]
         )
-        return f"Statement: {sentence}\nAnswer: True\nExplanation: {explanation}"
+        statement = self._statement_context(sentence, article, rng)
+        return f"Statement: {statement}\nAnswer: True\nExplanation: {explanation}"
 
     def _false(self, name: str, window: dict, rng: random.Random) -> str:
         article = window["article"]
@@ -342,7 +353,7 @@ class RulesBackend(ChatBackend):
         wrong = rng.choice(self.distractors.for_sentence(article, sentence, entity))
         if entity.text[:1].isupper() and wrong[:1].islower():
             wrong = wrong[0].upper() + wrong[1:]
-        statement = sentence[: entity.start] + wrong + sentence[entity.end :]
+        statement = self._statement_context(sentence[: entity.start] + wrong + sentence[entity.end :], article, rng)
         return f"Statement: {statement}\nAnswer: False\nExplanation: {correction(entity, wrong)} {sentence}"
 
     def _blank(self, name: str, window: dict, rng: random.Random) -> str:
@@ -352,4 +363,7 @@ class RulesBackend(ChatBackend):
         if not found:
             raise self._missing(window, kinds, "blank")
         sentence, entity = rng.choice(found)
-        return f"Sentence: {sentence[: entity.start]}____{sentence[entity.end :]}\nAnswer: {entity.text}"
+        blanked = self._statement_context(
+            sentence[: entity.start] + "____" + sentence[entity.end :], window["article"], rng, entity
+        )
+        return f"Sentence: {blanked}\nAnswer: {entity.text}"

@@ -173,7 +173,7 @@ def parse_clause(sentence: str, entities: tuple[Entity, ...]) -> Clause | None:
     return None
 
 
-def _lower_first(text: str, is_proper: Callable[[str], bool]) -> str:
+def lower_first(text: str, is_proper: Callable[[str], bool]) -> str:
     """Lower-case a moved sentence start unless it is a name ("The Allies" -> "the Allies",
     "Production of" -> "production of", "Yorktown" and "Anti-Aircraft Command" unchanged)."""
     words = text.split()
@@ -194,7 +194,7 @@ def _tidy(text: str) -> str:
 
 def _moved_intros(clause: Clause, skip: tuple[int, int] | None, is_proper: Callable[[str], bool]) -> str:
     parts = [clause.sentence[a:b] for a, b in clause.intros if (a, b) != skip]
-    return " ".join(_lower_first(p, is_proper) for p in parts)
+    return " ".join(lower_first(p, is_proper) for p in parts)
 
 
 def _between_ok(text: str) -> str | None:
@@ -300,7 +300,7 @@ def wh_question(clause: Clause, target: Entity, is_proper: Callable[[str], bool]
     span = target_phrase(s, target)
     if span is None:
         return None
-    subject = _lower_first(s[clause.subject[0] : clause.subject[1]], is_proper)
+    subject = lower_first(s[clause.subject[0] : clause.subject[1]], is_proper)
     verb, after_verb = s[clause.verb[0] : clause.verb[1]], clause.verb[1]
     aux = f"did {subject} {clause.base}" if clause.base else f"{verb} {subject}"
     adverbial = target.kind in ("date", "place")

@@ -77,6 +77,16 @@ def in_text(option: str, text: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(option.lower())}(?!\w)", text.lower()) is not None
 
 
+CONTEXT = re.compile(r"^(?:According to the (?:history|biography) of|In the (?:history|life) of) [^,]+, ")
+
+
+def without_context(text: str) -> str:
+    """A statement or blank without its "In the history of X, " lead, first letter restored
+    the way the window writes it."""
+    bare = CONTEXT.sub("", text)
+    return bare[:1].upper() + bare[1:] if bare != text else text
+
+
 def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
     """The answer is true according to the window text (the rules backend's promise)."""
     fmt, text = FORMATS[name], win["text"]
@@ -87,14 +97,14 @@ def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
     elif fmt == "qa":  # a complete sentence of the window
         assert parsed.answer in win["sentences"]
     elif fmt == "fill_blank":
-        sentence = parsed.question.removeprefix("Fill in the blank: ")
+        sentence = without_context(parsed.question.removeprefix("Fill in the blank: "))
         assert not sentence.startswith("____") and sentence.replace("____", parsed.answer) in text
     elif fmt in ("multiple_choice", "contrastive"):
         options, correct = parsed.meta["options"], parsed.meta["correct"]
         assert in_text(options[correct], text)
         assert not any(in_text(o, text) for i, o in enumerate(options) if i != correct)
     else:  # true_false
-        statement = parsed.question.removeprefix("True or false: ")
+        statement = without_context(parsed.question.removeprefix("True or false: "))
         assert parsed.meta["label"] is (name == "true_statement")
         if parsed.meta["label"]:
             assert statement in win["sentences"]
@@ -206,7 +216,7 @@ def test_statements_and_blanks_use_only_sentences_that_stand_alone(name):
     backend = RulesBackend([*WINDOWS, BOUND], seed=7)
     used = set()
     for sample in range(12):
-        shown = backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1]
+        shown = without_context(backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1])
         used.update(s for s in BOUND["sentences"] if SequenceMatcher(None, s, shown).ratio() > 0.7)
     assert used == {BOUND["sentences"][-1]}
 
@@ -229,7 +239,7 @@ def test_false_statement_swaps_one_entity_for_a_distractor(backend):
     for win, reply in replies(backend, "false_statement"):
         parsed = PARSERS["true_false"](reply)
         assert parsed.meta["label"] is False
-        assert parsed.question.removeprefix("True or false: ") not in win["sentences"]
+        assert without_context(parsed.question.removeprefix("True or false: ")) not in win["sentences"]
         assert_grounded("false_statement", parsed, win)
 
 
@@ -354,3 +364,15 @@ def test_a_question_whose_answer_the_title_names_needs_a_date_to_stand_alone(art
     win = window(article, sentences)
     backend = RulesBackend([*WINDOWS, win], seed=7)
     assert {PARSERS["qa"](backend.reply(ptype(name), win, sample)).question for sample in range(6)} == {question}
+
+
+def test_a_statement_names_its_article_so_it_stands_alone():
+    tank = window("T-34", ["The tank was supplied to many countries friendly to the Soviet Union in 1950."])
+    backend = RulesBackend([*WINDOWS, tank], seed=7)
+    parsed = PARSERS["true_false"](backend.reply(ptype("true_statement"), tank))
+    assert re.match(
+        r"True or false: (?:According to|In) the history of the T-34, the tank was supplied", parsed.question
+    )
+    rommel = window("Erwin Rommel", ["Field Marshal Erwin Rommel commanded Army Group B in 1944."])
+    parsed = PARSERS["true_false"](RulesBackend([*WINDOWS, rommel], seed=7).reply(ptype("true_statement"), rommel))
+    assert parsed.question == "True or false: " + rommel["sentences"][0]  # it names its article already
