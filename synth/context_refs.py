@@ -34,17 +34,23 @@ NAME = re.compile(r"\b[A-Z][\w'’.-]*")
 PERSONAL = frozenset({"he", "she", "his", "her"})
 
 
-def _antecedent_before(text: str, position: int, people: tuple[int, ...] | None, personal: bool) -> bool:
-    """A possible antecedent before `position`: a person for he/she/his/her when the caller
-    knows where people are named (`people`: their start offsets), else a capitalised word
-    that is not a function word ("The", "In") nor a month."""
+def _antecedent_before(text: str, position: int, people: tuple[tuple[int, int], ...] | None, personal: bool) -> bool:
+    """A possible antecedent before `position`. When the caller knows where people are named
+    (`people`: their spans), he/she/his/her need a person and it/its/they/their a name that
+    is not one ("Paulus did not attempt a breakout to meet it": "it" is not Paulus); else
+    any capitalised word that is not a function word ("The", "In") nor a month."""
     if personal and people is not None:
-        return any(start < position for start in people)
-    return any(m.group() not in FUNCTION_WORDS | MONTHS for m in NAME.finditer(text, 0, position))
+        return any(start < position for start, _ in people)
+    in_person = (lambda i: any(a <= i < b for a, b in people)) if people else (lambda i: False)
+    return any(
+        m.group() not in FUNCTION_WORDS | MONTHS and not in_person(m.start()) for m in NAME.finditer(text, 0, position)
+    )
 
 
-def outside_reference(text: str, question: bool = False, people: tuple[int, ...] | None = None) -> str | None:
-    """The phrase that needs context from another sentence, or None. `people`, the offsets
+def outside_reference(
+    text: str, question: bool = False, people: tuple[tuple[int, int], ...] | None = None
+) -> str | None:
+    """The phrase that needs context from another sentence, or None. `people`, the spans
     where persons are named, lets "After the fall of France, he ..." be caught: France is no "he"."""
     for pattern in (OPENER, LINKED, OBJECT_PRONOUNS):
         if match := pattern.search(text):

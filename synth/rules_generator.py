@@ -32,7 +32,7 @@ from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
 from synth.rules_questions import WhQuestion, lower_first, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 5  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 6  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -174,7 +174,7 @@ class RulesBackend(ChatBackend):
         """A usable sentence a reader understands without its neighbours: statements and
         blanks are shown alone, so "Instead, it brought ...", "these facilities" or a "he"
         with no person before it cannot be used."""
-        people = tuple(e.start for e in self.index.entities(sentence) if e.kind == "person")
+        people = tuple((e.start, e.end) for e in self.index.entities(sentence) if e.kind == "person")
         return usable(sentence) and outside_reference(sentence, people=people) is None
 
     def _entities(self, window: dict, kinds: tuple[str, ...]) -> list[tuple[str, Entity]]:
@@ -235,16 +235,20 @@ class RulesBackend(ChatBackend):
             if is_person
             else ["According to the history of", "In the history of"]
         )
-        first = body.split(maxsplit=1)[0]
-        body = body if first[1:2].isupper() or self.index.is_proper(first) else body[0].lower() + body[1:]
-        return f"{lead} {topic_phrase(article, is_person)}, {body}"
+        return f"{lead} {topic_phrase(article, is_person)}, {body[0].lower()}{body[1:]}"
 
     def _statement_context(self, sentence: str, article: str, rng: random.Random, *hidden: Entity) -> str:
         """A statement or blank names its article too ("In the history of the T-34, the tank
         was supplied to ..."): shown alone, "the tank" or "the landings" needs it."""
         if mentions_article(sentence, article) or self._hides_answer(article, *hidden):
             return sentence
-        return self._contextualise(lower_first(sentence, self.index.is_proper), article, rng)
+        is_person = article in self.index.known.names
+        lead = rng.choice(
+            ["According to the biography of", "In the life of"]
+            if is_person
+            else ["According to the history of", "In the history of"]
+        )
+        return f"{lead} {topic_phrase(article, is_person)}, {lower_first(sentence, self.index.is_proper)}"
 
     def _with_distractors(
         self, window: dict, found: list[tuple[str, WhQuestion]], n: int, rng: random.Random

@@ -36,7 +36,11 @@ def test_he_needs_a_person_before_it_when_people_are_known():
     assert outside_reference(text) is None  # "France" could be an antecedent to a text-only check
     assert outside_reference(text, people=()) == "he"
     named = "After the fall of France in June 1940, Hitler ordered planning, and he chose the date."
-    assert outside_reference(named, people=(named.index("Hitler"),)) is None
+    hitler = (named.index("Hitler"), named.index("Hitler") + 6)
+    assert outside_reference(named, people=(hitler,)) is None
+    relief = "Paulus did not attempt a breakout to meet it, since Hitler had not authorized one."
+    assert outside_reference(relief, people=((0, 6), (relief.index("Hitler"), relief.index("Hitler") + 6))) == "it"
+    assert outside_reference(relief) is None  # a text-only check takes "Paulus" for a possible "it"
 
 
 @pytest.mark.parametrize(

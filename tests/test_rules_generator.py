@@ -132,6 +132,7 @@ def test_every_supported_type_parses_and_is_grounded(backend, name):
         parsed = PARSERS[FORMATS[name]](reply)
         assert_grounded(name, parsed, win)
         assert "the text" not in parsed.question.lower() and "passage" not in parsed.question.lower()
+        assert not re.search(r", (?:How|When|Who|Where|Which) ", parsed.question)  # "..., how many ...?"
 
 
 @pytest.fixture(scope="module")
