@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from synth.context_refs import outside_reference
 from synth.english import PRONOUNS
+from synth.entity_index import EntityIndex
 from synth.qpt_entities import build_index
 from synth.qpt_fields import articles_info, proper_nouns, window_fields
 
@@ -181,17 +182,21 @@ def window_scopes(window: dict) -> set[str]:
     return {"section", "window"} if window["opens_section"] else {"window"}
 
 
-def starts_mid_story(sentence: str) -> bool:
+def starts_mid_story(sentence: str, index: EntityIndex) -> bool:
     """A sentence that cannot open an answer: it opens on a pronoun ("He ...", "These ...") or
-    leans on an earlier one ("After the war he ...", "Meanwhile, ...": synth/context_refs.py)."""
-    return sentence.split(maxsplit=1)[:1] in ([p] for p in PRONOUNS) or outside_reference(sentence) is not None
+    leans on an earlier one ("After Iwo Jima he ...", "Meanwhile, ...": synth/context_refs.py,
+    told where people are named so that "Iwo Jima" is no antecedent of "he")."""
+    if sentence.split(maxsplit=1)[:1] in ([p] for p in PRONOUNS):
+        return True
+    people = tuple((e.start, e.end) for e in index.entities(sentence) if e.kind == "person")
+    return outside_reference(sentence, people=people) is not None
 
 
-def answer_window(window: dict) -> dict | None:
+def answer_window(window: dict, index: EntityIndex) -> dict | None:
     """The window without its leading sentences that start mid-story: an answer must not.
     None when under half of the window is left."""
     sentences = window["sentences"]
-    skip = next((i for i, s in enumerate(sentences) if not starts_mid_story(s)), None)
+    skip = next((i for i, s in enumerate(sentences) if not starts_mid_story(s, index)), None)
     if skip is None or len(sentences) - skip < len(sentences) / 2:
         return None
     if skip == 0:
@@ -246,7 +251,7 @@ def wrap_windows(windows: list[dict], styles: list[Style], params: QptParams, st
         # a string seed is hashed with SHA-512 by random.seed: stable across runs and machines
         rng = random.Random(f"{params.seed}\x1f{window['id']}")
         stats["windows"] += 1
-        answer = answer_window(window)
+        answer = answer_window(window, index)
         if answer is None:
             stats["windows_mid_story"] += 1
             continue

@@ -27,9 +27,10 @@ def build_index(windows: list[dict]) -> EntityIndex:
 
 
 def central(mentions: list[int]) -> bool:
-    """What a window is about, not what it names in passing: named in its first sentence or
-    in two of its sentences ("What role did Hitler play ...?" needs a window about Hitler)."""
-    return 0 in mentions or len(set(mentions)) >= 2
+    """What a window is about, not what it names in passing: named in two of its sentences
+    at least ("What role did Hitler play ...?" needs a window about Hitler; one sentence on
+    Queen Wilhelmina's flight in a passage on the Meuse crossing is no answer about her)."""
+    return len(set(mentions)) >= 2
 
 
 def year_mentions(window: dict, index: EntityIndex) -> dict[str, list[int]]:
@@ -51,9 +52,14 @@ def window_years(window: dict, index: EntityIndex) -> list[str]:
 
 def central_years(window: dict, index: EntityIndex) -> list[str]:
     """The year the window is about, or none: named in more of its sentences than any other
-    year, and in two at least ("What happened in 1942?" must not get a passage on 1941)."""
-    counts = sorted((len(set(m)), y) for y, m in year_mentions(window, index).items())
-    if not counts or counts[-1][0] < 2 or (len(counts) > 1 and counts[-2][0] == counts[-1][0]):
+    year, in two at least and in half of the sentences that name a year ("What happened in
+    1942?" must not get a passage on 1941)."""
+    mentions = year_mentions(window, index)
+    counts = sorted((len(set(m)), y) for y, m in mentions.items())
+    dated = len({i for m in mentions.values() for i in m})
+    if not counts or counts[-1][0] < 2 or 2 * counts[-1][0] < dated:
+        return []
+    if len(counts) > 1 and counts[-2][0] == counts[-1][0]:
         return []
     return [counts[-1][1]]
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from stages import qpt_wrap
-from synth.qpt import Style, add_typos, load_styles, render, template_scope, window_scopes
+from synth.qpt import Style, add_typos, load_styles, render, starts_mid_story, template_scope, window_scopes
 from synth.qpt_entities import build_index, central_entities, central_years, window_entities, window_years
 from synth.qpt_fields import articles_info, proper_nouns, section_phrase, window_fields
 
@@ -343,7 +343,7 @@ def test_a_mid_section_window_is_asked_about_what_it_names(tmp_path, params_file
     middle = window(
         "Battle of Midway",
         "Admiral Chester Nimitz ordered the carriers to sea on 28 May 1942. "
-        "Yorktown was repaired at Pearl Harbor in three days. The fleets met north of Midway",
+        "Yorktown was repaired at Pearl Harbor in three days. Nimitz sent the fleets north of Midway",
         section="Battle",
         start=4,
         opens_section=False,
@@ -358,7 +358,7 @@ def test_an_answer_does_not_start_mid_story(tmp_path, params_file):
     mid = window(
         "Erwin Rommel",
         "He was wounded in July 1944. His car was strafed by a British fighter near Vimoutiers. "
-        "Field Marshal Günther von Kluge took over Army Group B. Rommel recovered at home in Herrlingen",
+        "Field Marshal Günther von Kluge took over Army Group B in July 1944. Rommel recovered at home in Herrlingen in 1944",
         start=12,
         opens_section=False,
     )
@@ -383,3 +383,9 @@ def test_entities_and_years_are_what_the_window_is_about():
     assert central_years(win, index) == ["1942"]  # in three sentences; 1941 only in passing
     tied = {**win, "sentences": win["sentences"][:3] + ["Hitler was far away in 1941."] * 2}
     assert central_years(tied, index) == []  # 1941 and 1942 twice each: the window is about neither
+
+
+def test_a_sentence_whose_he_has_no_person_before_it_starts_mid_story():
+    index = build_index(WINDOWS)
+    assert starts_mid_story('After Iwo Jima he praised the Marines with the words "uncommon valor".', index)
+    assert not starts_mid_story("After Iwo Jima Admiral Chester Nimitz praised the Marines.", index)
