@@ -2,8 +2,9 @@
 
 Windows of `size` sentences advance by `stride` inside one article (never across two); the
 last window is aligned to the article's end so no tail sentence is left out. Each window
-records its article, section(s), sentence offsets and a stable id (hash of article, offsets
-and text), so every later record can cite the text it came from.
+records its article, section(s), whether it opens its article or a section, sentence offsets
+and a stable id (hash of article, offsets and text), so every later record can cite the text
+it came from.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def window_article(title: str, pairs: list[tuple[str, str]], size: int, stride: 
             "article": title,
             "section": chunk[0][0],
             "sections": list(dict.fromkeys(h for h, _ in chunk)),
+            # the window begins its article or a section: broad questions fit only such windows
+            "opens_section": start == 0 or pairs[start - 1][0] != chunk[0][0],
             "start": start,
             "end": end,
             "sentences": sentences,

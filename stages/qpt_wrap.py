@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             "styles": len(styles),
             "styles_used": len(per_style),
             "windows_short_of_styles": stats["windows_short_of_styles"],
+            "windows_mid_story": stats["windows_mid_story"],
             "records_per_style": {s.name: per_style[s.name] for s in styles},
         },
     )

@@ -25,6 +25,8 @@ FUNCTION_WORDS = word_set(
     "To Together Toward Towards Under Unlike Until When Where While With Within Without Yet"
 )
 
+MONTHS = word_set("January February March April May June July August September October November December")
+
 
 def follows_name_word(before: str) -> bool:
     """True when the word right before a span is capitalised and no function word, with no

@@ -19,6 +19,9 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from synth.context_refs import outside_reference
+from synth.english import PRONOUNS
+from synth.entity_index import EntityIndex
 from synth.qpt_entities import build_index
 from synth.qpt_fields import articles_info, proper_nouns, window_fields
 
@@ -37,6 +40,11 @@ FIELDS = {
     "person",
 }
 CASES = {"sentence", "lower", "upper", "keep"}
+# What a template asks about, by its fields: the whole article ("Tell me about {subject}"), a
+# section ("Summarize {section_of} {subject}"), or something the window itself names ({year},
+# {entity}, {person}). A broad question fits only a window that opens its article or section.
+SECTION_FIELDS = {"section", "section_of"}
+WINDOW_FIELDS = {"year", "entity", "person"}
 # QWERTY neighbours: most real typos hit an adjacent key (or drop, double or swap a letter).
 KEY_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 NEIGHBOURS = {
@@ -160,9 +168,56 @@ def record_id(window_id: str, style: str, template: str) -> str:
     return hashlib.sha256(f"{window_id}\x1f{style}\x1f{template}".encode()).hexdigest()[:16]
 
 
+def template_scope(template: str) -> str:
+    """ "window", "section" or "article": how much of the article the question asks about."""
+    fields = template_fields(template)
+    return "window" if fields & WINDOW_FIELDS else "section" if fields & SECTION_FIELDS else "article"
+
+
+def window_scopes(window: dict) -> set[str]:
+    """The scopes a window answers: all at the article's start, section and window questions
+    where a section begins, otherwise only questions about what the window names."""
+    if window["start"] == 0:
+        return {"article", "section", "window"}
+    return {"section", "window"} if window["opens_section"] else {"window"}
+
+
+def starts_mid_story(sentence: str, index: EntityIndex) -> bool:
+    """A sentence that cannot open an answer: it opens on a pronoun ("He ...", "These ...") or
+    leans on an earlier one ("After Iwo Jima he ...", "Meanwhile, ...": synth/context_refs.py,
+    told where people are named so that "Iwo Jima" is no antecedent of "he")."""
+    if sentence.split(maxsplit=1)[:1] in ([p] for p in PRONOUNS):
+        return True
+    people = tuple((e.start, e.end) for e in index.entities(sentence) if e.kind == "person")
+    return outside_reference(sentence, people=people) is not None
+
+
+def answer_window(window: dict, index: EntityIndex) -> dict | None:
+    """The window without its leading sentences that start mid-story: an answer must not.
+    None when under half of the window is left."""
+    sentences = window["sentences"]
+    skip = next((i for i, s in enumerate(sentences) if not starts_mid_story(s, index)), None)
+    if skip is None or len(sentences) - skip < len(sentences) / 2:
+        return None
+    if skip == 0:
+        return window
+    kept = sentences[skip:]
+    return {
+        **window,
+        "sentences": kept,
+        "text": " ".join(kept),
+        "opens_section": False,
+        "start": window["start"] + skip,
+    }
+
+
 def window_records(window: dict, fields: dict[str, str], styles: list[Style], n: int, rng: random.Random) -> list[dict]:
-    """Up to n records in n distinct styles, each with a distinct question."""
-    usable = [(s, [t for t in s.templates if template_fields(t) <= fields.keys()]) for s in styles]
+    """Up to n records in n distinct styles, each with a distinct question that fits the window."""
+    scopes = window_scopes(window)
+    usable = [
+        (s, [t for t in s.templates if template_fields(t) <= fields.keys() and template_scope(t) in scopes])
+        for s in styles
+    ]
     usable = [(s, ts) for s, ts in usable if ts]
     rng.shuffle(usable)
     records, questions = [], set()
@@ -195,9 +250,13 @@ def wrap_windows(windows: list[dict], styles: list[Style], params: QptParams, st
     for window in tqdm(windows, desc="qpt_wrap", unit="window"):
         # a string seed is hashed with SHA-512 by random.seed: stable across runs and machines
         rng = random.Random(f"{params.seed}\x1f{window['id']}")
-        fields = window_fields(window, info[window["article"]], proper, index, rng)
-        records = window_records(window, fields, styles, params.phrasings_per_window, rng)
         stats["windows"] += 1
+        answer = answer_window(window, index)
+        if answer is None:
+            stats["windows_mid_story"] += 1
+            continue
+        fields = window_fields(answer, info[window["article"]], proper, index, rng)
+        records = window_records(answer, fields, styles, params.phrasings_per_window, rng)
         if len(records) < params.phrasings_per_window:
             stats["windows_short_of_styles"] += 1
         yield from records
@@ -210,5 +269,8 @@ def check_windows(windows: list, source: Path) -> None:
             or not all(isinstance(window.get(k), str) for k in ("id", "article", "text"))
             or not isinstance(window.get("sentences"), list)
             or not isinstance(window.get("start"), int)
+            or not isinstance(window.get("opens_section"), bool)
         ):
-            raise ValueError(f"{source}: record {number} is not a window (needs id, article, start, sentences, text)")
+            raise ValueError(
+                f"{source}: record {number} is not a window (needs id, article, start, opens_section, sentences, text)"
+            )

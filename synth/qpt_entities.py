@@ -26,15 +26,42 @@ def build_index(windows: list[dict]) -> EntityIndex:
     return EntityIndex.from_windows(windows)
 
 
-def window_years(window: dict, index: EntityIndex) -> list[str]:
-    """Distinct war years the window's dates mention, sorted (rng picks among them)."""
-    years = set()
-    for sentence in window["sentences"]:
+def central(mentions: list[int]) -> bool:
+    """What a window is about, not what it names in passing: named in two of its sentences
+    at least ("What role did Hitler play ...?" needs a window about Hitler; one sentence on
+    Queen Wilhelmina's flight in a passage on the Meuse crossing is no answer about her)."""
+    return len(set(mentions)) >= 2
+
+
+def year_mentions(window: dict, index: EntityIndex) -> dict[str, list[int]]:
+    """War years the window's dates mention -> the sentences that mention them."""
+    seen: dict[str, list[int]] = {}
+    for i, sentence in enumerate(window["sentences"]):
         for entity in index.entities(sentence):
             if entity.kind == "date":
-                found = re.findall(rf"\b{YEAR}\b", entity.text)
-                years.update(y for y in found if FIRST_YEAR <= int(y) <= LAST_YEAR)
-    return sorted(years)
+                for year in re.findall(rf"\b{YEAR}\b", entity.text):
+                    if FIRST_YEAR <= int(year) <= LAST_YEAR:
+                        seen.setdefault(year, []).append(i)
+    return seen
+
+
+def window_years(window: dict, index: EntityIndex) -> list[str]:
+    """Distinct war years the window's dates mention, sorted."""
+    return sorted(year_mentions(window, index))
+
+
+def central_years(window: dict, index: EntityIndex) -> list[str]:
+    """The year the window is about, or none: named in more of its sentences than any other
+    year, in two at least and in half of the sentences that name a year ("What happened in
+    1942?" must not get a passage on 1941)."""
+    mentions = year_mentions(window, index)
+    counts = sorted((len(set(m)), y) for y, m in mentions.items())
+    dated = len({i for m in mentions.values() for i in m})
+    if not counts or counts[-1][0] < 2 or 2 * counts[-1][0] < dated:
+        return []
+    if len(counts) > 1 and counts[-2][0] == counts[-1][0]:
+        return []
+    return [counts[-1][1]]
 
 
 def as_asked(entity: Entity, famous: frozenset[str]) -> str | None:
@@ -63,3 +90,20 @@ def window_entities(window: dict, index: EntityIndex) -> dict[str, list[str]]:
             if text and text not in found[entity.kind]:
                 found[entity.kind].append(text)
     return found
+
+
+def central_entities(window: dict, index: EntityIndex) -> dict[str, list[str]]:
+    """window_entities that the window is about (central); a person's bare surname counts as
+    a mention ("Zhukov" after "Gen. Georgy Zhukov")."""
+    sentences = window["sentences"]
+    result = {}
+    for kind, texts in window_entities(window, index).items():
+        keys = {t: surnames(t) if kind == "person" else [t.removeprefix("the ")] for t in texts}
+        result[kind] = [
+            t
+            for t in texts
+            if central(
+                [i for i, s in enumerate(sentences) if any(re.search(rf"\b{re.escape(k)}\b", s) for k in keys[t])]
+            )
+        ]
+    return result

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from synth.entity_index import EntityIndex
-from synth.qpt_entities import window_entities, window_years
+from synth.qpt_entities import central_entities, central_years
 
 # Word tables, several words a line.
 # fmt: off
@@ -220,11 +220,11 @@ def window_fields(
         joins = {"event": "in", "person": "in the life of", "thing": "in the history of"}
         join = "of" if common else joins[info.kind]
         fields["section_of"] = f"{phrase} {join}"
-    years = window_years(window, index)
+    years = central_years(window, index)
     if years:
         fields["year"] = rng.choice(years)
     title_words = set(re.findall(r"\w+", window["article"])) | {"the"}
-    entities = window_entities(window, index)
+    entities = central_entities(window, index)
     # an entity the title already names ("Operation Barbarossa" in its own article) asks nothing new
     fresh = {
         k: [e for e in v if not set(re.findall(r"\w+", e)) <= title_words and e.split()[-1] not in title_words]

@@ -24,14 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llm.base import ChatBackend, LLMError
+from synth.context_refs import outside_reference
 from synth.distractors import Distractors
 from synth.english import SPELLED, word_set
-from synth.entities import Entity, name_of, number_value, surnames
+from synth.entities import Entity, find_dates, name_of, number_value, surnames
 from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
-from synth.rules_questions import WhQuestion, parse_clause, target_phrase, usable, wh_question
+from synth.rules_questions import WhQuestion, lower_first, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 2  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 6  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -106,6 +107,15 @@ def swappable(sentence: str, entity: Entity) -> bool:
     return True
 
 
+def fact_name(entity: Entity) -> str:
+    """What an entity is, for an explanation: "date", "number of carriers", "army"."""
+    if entity.kind == "number":
+        return f"number of {entity.detail}" if entity.detail else "number"
+    if entity.kind == "unit":
+        return entity.detail or "unit"
+    return entity.kind
+
+
 def correction(entity: Entity, wrong: str) -> str:
     """ "It was not the Don but the Oder." """
     the = "the " if entity.detail.endswith("_the") else ""
@@ -160,8 +170,21 @@ class RulesBackend(ChatBackend):
 
     # --- material ------------------------------------------------------------------------
 
+    def _standalone(self, sentence: str) -> bool:
+        """A usable sentence a reader understands without its neighbours: statements and
+        blanks are shown alone, so "Instead, it brought ...", "these facilities" or a "he"
+        with no person before it cannot be used."""
+        people = tuple((e.start, e.end) for e in self.index.entities(sentence) if e.kind == "person")
+        return usable(sentence) and outside_reference(sentence, people=people) is None
+
     def _entities(self, window: dict, kinds: tuple[str, ...]) -> list[tuple[str, Entity]]:
-        return [(s, e) for s in window["sentences"] if usable(s) for e in self.index.entities(s) if e.kind in kinds]
+        return [
+            (s, e)
+            for s in window["sentences"]
+            if self._standalone(s)
+            for e in self.index.entities(s)
+            if e.kind in kinds
+        ]
 
     def _missing(self, window: dict, kinds: tuple[str, ...], what: str) -> Unsupported:
         found = any(e.kind in kinds for s in window["sentences"] for e in self.index.entities(s))
@@ -179,13 +202,32 @@ class RulesBackend(ChatBackend):
         return self._wh[sentence]
 
     def _questions(self, window: dict, kinds: tuple[str, ...]) -> list[tuple[str, WhQuestion]]:
-        return [(s, q) for s in window["sentences"] for q in self._sentence_questions(s) if q.target.kind in kinds]
+        article = window["article"]
+        return [
+            (s, q)
+            for s in window["sentences"]
+            for q in self._sentence_questions(s)
+            if q.target.kind in kinds and self._anchored(q, article)
+        ]
+
+    def _anchored(self, question: WhQuestion, article: str, *also_hidden: Entity) -> bool:
+        """A question whose answer the article's title names ("Erwin Rommel", "Guadalcanal
+        campaign") gets no "In the history of ..." prefix (it would give the answer away), so
+        unless it names its subject itself it must carry a date to stand alone: "Where did
+        about 11,000 Marines go ashore?" could be anywhere, "Who arrived on Iwo Jima in June
+        1944?" is one fact."""
+        if not self._hides_answer(article, question.target, *also_hidden) or mentions_article(question.body, article):
+            return True
+        return bool(find_dates(question.body))
+
+    def _hides_answer(self, article: str, *hidden: Entity) -> bool:
+        keys = [k for e in hidden for k in (surnames(name_of(e.text)) if e.kind == "person" else [e.text])]
+        return any(k in article for k in keys)
 
     def _contextualise(self, body: str, article: str, rng: random.Random, *hidden: Entity) -> str:
         """Name the article when the question does not ("In the history of the Battle of
         Midway, when ...?"), unless the title would give away a `hidden` entity (the answer)."""
-        keys = [k for e in hidden for k in (surnames(name_of(e.text)) if e.kind == "person" else [e.text])]
-        if mentions_article(body, article) or any(k in article for k in keys):
+        if mentions_article(body, article) or self._hides_answer(article, *hidden):
             return body
         is_person = article in self.index.known.names
         lead = rng.choice(
@@ -195,16 +237,29 @@ class RulesBackend(ChatBackend):
         )
         return f"{lead} {topic_phrase(article, is_person)}, {body[0].lower()}{body[1:]}"
 
+    def _statement_context(self, sentence: str, article: str, rng: random.Random, *hidden: Entity) -> str:
+        """A statement or blank names its article too ("In the history of the T-34, the tank
+        was supplied to ..."): shown alone, "the tank" or "the landings" needs it."""
+        if mentions_article(sentence, article) or self._hides_answer(article, *hidden):
+            return sentence
+        is_person = article in self.index.known.names
+        lead = rng.choice(
+            ["According to the biography of", "In the life of"]
+            if is_person
+            else ["According to the history of", "In the history of"]
+        )
+        return f"{lead} {topic_phrase(article, is_person)}, {lower_first(sentence, self.index.is_proper)}"
+
     def _with_distractors(
         self, window: dict, found: list[tuple[str, WhQuestion]], n: int, rng: random.Random
     ) -> tuple[str, WhQuestion, list[str]]:
         """One question that has `n` distractors, and those distractors."""
         article = window["article"]
-        found = [(s, q) for s, q in found if len(self.distractors.candidates(article, q.target)) >= n]
+        found = [(s, q) for s, q in found if len(self.distractors.for_sentence(article, s, q.target)) >= n]
         if not found:
             raise Unsupported("no_distractors")
         sentence, question = rng.choice(found)
-        return sentence, question, rng.sample(self.distractors.candidates(article, question.target), n)
+        return sentence, question, rng.sample(self.distractors.for_sentence(article, sentence, question.target), n)
 
     # --- builders, one per reply shape -----------------------------------------------------
 
@@ -228,13 +283,14 @@ class RulesBackend(ChatBackend):
                     (sentence, question, premise)
                     for premise in premises
                     if premise != question.target
+                    and self._anchored(question, article, premise)
                     and question.body.count(premise.text) == 1
-                    and self.distractors.candidates(article, premise)
+                    and self.distractors.for_sentence(article, sentence, premise)
                 )
         if not found:
             raise self._missing(window, (kind,), name)
         sentence, question, premise = rng.choice(found)
-        wrong = rng.choice(self.distractors.candidates(article, premise))
+        wrong = rng.choice(self.distractors.for_sentence(article, sentence, premise))
         body = self._contextualise(question.body.replace(premise.text, wrong), article, rng, question.target, premise)
         return f"Question: {body}\nAnswer: {correction(premise, wrong)} {sentence}"
 
@@ -265,25 +321,43 @@ class RulesBackend(ChatBackend):
         return f"Question: {body}\n{lines}\nAnswer: {letter}"
 
     def _true(self, name: str, window: dict, rng: random.Random) -> str:
-        sentences = [s for s in window["sentences"] if usable(s) and self.index.entities(s)]
-        if not sentences:
+        """A sentence of the window; the explanation confirms one of its facts by name, so
+        answers teach which detail is right rather than repeat one sentence."""
+        found = [
+            (s, e)
+            for s in window["sentences"]
+            if self._standalone(s)
+            for e in self.index.entities(s)
+            if e.kind != "place" and swappable(s, e) or e.kind == "place" and target_phrase(s, e)
+        ]
+        if not found:
             raise Unsupported("no_statement_in_window")
+        sentence, entity = rng.choice(found)
         article = window["article"]
         is_person = article in self.index.known.names
         record = f"the biography of {article}" if is_person else f"the history of {topic_phrase(article, False)}"
-        return f"Statement: {rng.choice(sentences)}\nAnswer: True\nExplanation: This matches {record}."
+        fact = fact_name(entity)
+        explanation = rng.choice(
+            [
+                f"The {fact} is right: {option_text(entity.text)}.",
+                f"This matches {record}: the {fact} was {option_text(entity.text)}.",
+                f"{entity.text[0].upper()}{entity.text[1:]} is the correct {fact}, as {record} records.",
+            ]
+        )
+        statement = self._statement_context(sentence, article, rng)
+        return f"Statement: {statement}\nAnswer: True\nExplanation: {explanation}"
 
     def _false(self, name: str, window: dict, rng: random.Random) -> str:
         article = window["article"]
         found = [(s, e) for s, e in self._entities(window, SWAP_KINDS) if swappable(s, e)]
-        found = [(s, e) for s, e in found if self.distractors.candidates(article, e)]
+        found = [(s, e) for s, e in found if self.distractors.for_sentence(article, s, e)]
         if not found:
             raise self._missing(window, SWAP_KINDS, "swap")
         sentence, entity = rng.choice(found)
-        wrong = rng.choice(self.distractors.candidates(article, entity))
+        wrong = rng.choice(self.distractors.for_sentence(article, sentence, entity))
         if entity.text[:1].isupper() and wrong[:1].islower():
             wrong = wrong[0].upper() + wrong[1:]
-        statement = sentence[: entity.start] + wrong + sentence[entity.end :]
+        statement = self._statement_context(sentence[: entity.start] + wrong + sentence[entity.end :], article, rng)
         return f"Statement: {statement}\nAnswer: False\nExplanation: {correction(entity, wrong)} {sentence}"
 
     def _blank(self, name: str, window: dict, rng: random.Random) -> str:
@@ -293,4 +367,7 @@ class RulesBackend(ChatBackend):
         if not found:
             raise self._missing(window, kinds, "blank")
         sentence, entity = rng.choice(found)
-        return f"Sentence: {sentence[: entity.start]}____{sentence[entity.end :]}\nAnswer: {entity.text}"
+        blanked = self._statement_context(
+            sentence[: entity.start] + "____" + sentence[entity.end :], window["article"], rng, entity
+        )
+        return f"Sentence: {blanked}\nAnswer: {entity.text}"

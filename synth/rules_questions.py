@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from synth.context_refs import outside_reference
 from synth.english import (
     BETWEEN_STOP,
     DETERMINERS,
@@ -61,14 +62,13 @@ PLACE_FOLLOWERS = word_set(
     "in on at by with from to for during after before until when where while as under near against toward "
     "towards into over which that who through across along than"
 )
-# Words that point outside the sentence ("two days later", "attempt to intercept him"): a
-# question that keeps them cannot be answered on its own.
-CONTEXT_BOUND = re.compile(
-    r"\b(?:\w+ (?:days?|weeks?|months?|years?) (?:later|earlier)|(?:the )?next day|the following \w+"
-    r"|that (?:day|month|year|night|morning|evening|same)|the same (?:day|month|year|night)|later that \w+"
-    r"|meanwhile|him|her|them|he|she|they|it)\b",
-    re.IGNORECASE,
+# Words a question cannot end on: it was cut inside a phrase ("in what became", "the first
+# controlled", "a second").
+DANGLING_END = word_set(
+    "became become was were is are had has been being what which that whose first last second third "
+    "new other same such more most less very than"
 )
+ORDINALS = word_set("first second third fourth fifth last final next")
 # What may follow a place answer in the question: nothing, or a time adjunct. "linked the forces
 # [in Pomerania] with those in East Prussia" shows the place belonged to a noun, not the verb.
 AFTER_PLACE = re.compile(r"\s*$|\s+(?:on|in|during|from|by|until|after|before|early|late|between)\b")
@@ -173,7 +173,7 @@ def parse_clause(sentence: str, entities: tuple[Entity, ...]) -> Clause | None:
     return None
 
 
-def _lower_first(text: str, is_proper: Callable[[str], bool]) -> str:
+def lower_first(text: str, is_proper: Callable[[str], bool]) -> str:
     """Lower-case a moved sentence start unless it is a name ("The Allies" -> "the Allies",
     "Production of" -> "production of", "Yorktown" and "Anti-Aircraft Command" unchanged)."""
     words = text.split()
@@ -194,7 +194,7 @@ def _tidy(text: str) -> str:
 
 def _moved_intros(clause: Clause, skip: tuple[int, int] | None, is_proper: Callable[[str], bool]) -> str:
     parts = [clause.sentence[a:b] for a, b in clause.intros if (a, b) != skip]
-    return " ".join(_lower_first(p, is_proper) for p in parts)
+    return " ".join(lower_first(p, is_proper) for p in parts)
 
 
 def _between_ok(text: str) -> str | None:
@@ -233,6 +233,19 @@ def _rest(text: str) -> str | None:
     if rest != text.rstrip() and re.search(r"\bthat\s+\S+$", rest):
         return None  # "told the House that [never ...]": the cut fell inside a reported clause
     return rest
+
+
+def clipped(question: str) -> bool:
+    """The question ends inside a phrase: on a function word or verb ("in what became?"), or on
+    a modifier whose noun was cut away ("the first controlled?")."""
+    words = question.rstrip("?").split()
+    if not words:
+        return True
+    last, before = words[-1], words[-2].lower() if len(words) > 1 else ""
+    if last in DANGLING_END or last in PREPOSITIONS or last in DETERMINERS:
+        return True
+    modifier = last.endswith(("ed", "ing")) or last in ORDINALS
+    return modifier and (before in DETERMINERS or before in ORDINALS) and before not in ("all", "both", "each")
 
 
 def target_phrase(sentence: str, target: Entity) -> tuple[int, int] | None:
@@ -287,7 +300,7 @@ def wh_question(clause: Clause, target: Entity, is_proper: Callable[[str], bool]
     span = target_phrase(s, target)
     if span is None:
         return None
-    subject = _lower_first(s[clause.subject[0] : clause.subject[1]], is_proper)
+    subject = lower_first(s[clause.subject[0] : clause.subject[1]], is_proper)
     verb, after_verb = s[clause.verb[0] : clause.verb[1]], clause.verb[1]
     aux = f"did {subject} {clause.base}" if clause.base else f"{verb} {subject}"
     adverbial = target.kind in ("date", "place")
@@ -297,14 +310,22 @@ def wh_question(clause: Clause, target: Entity, is_proper: Callable[[str], bool]
         body = None if rest is None else f"{wh_word(target)} {verb}{rest} {intros}?"
     elif not adverbial and clause.base and span[0] >= after_verb and not s[after_verb : span[0]].strip():
         rest = _rest(s[span[1] : clause.end])  # the object right after the verb
+        if rest and rest.split()[0] in PAST_TO_BASE:
+            rest = ""  # "tanks [organized into four groups]": a participle of the object, not asked
         body = None if rest is None else f"{wh_word(target)} {aux}{rest} {intros}?"
     elif adverbial and span in clause.intros:
         rest = _rest(s[after_verb : clause.end])
         body = None if rest is None else f"{wh_word(target)} {aux}{rest} {_moved_intros(clause, span, is_proper)}?"
     elif adverbial and span[0] > after_verb:
         between, rest = _between_ok(s[after_verb : span[0]]), _rest(s[span[1] : clause.end])
+        if rest and rest.split()[0] in PAST_TO_BASE:
+            return None  # "A directive issued [in 1941] declared ...": the verb was a participle
         too_far = target.kind == "place" and between is not None and len(between.split()) > 10
         noun_place = target.kind == "place" and rest is not None and not AFTER_PLACE.match(rest)
+        # "was a major clash [in Eastern Europe]": after was/were a noun phrase, not the verb, owns the place
+        noun_place = noun_place or (
+            clause.base is None and between is not None and between.split()[:1] in [["a"], ["an"], ["the"]]
+        )
         if between is None or rest is None or too_far or noun_place or (clause.base is None and not between):
             return None
         body = f"{wh_word(target)} {aux} {between}{rest} {intros}?"
@@ -313,7 +334,9 @@ def wh_question(clause: Clause, target: Entity, is_proper: Callable[[str], bool]
     if body is None:
         return None
     body = _tidy(body)
-    if target.text.lower() in body.lower() or len(body.split()) < 4 or CONTEXT_BOUND.search(body):
+    if target.text.lower() in body.lower() or len(body.split()) < 4 or clipped(body):
+        return None
+    if outside_reference(body, question=True):
         return None
     if body.count('"') % 2 or body.count("“") != body.count("”"):
         return None  # a cut through a quotation

@@ -89,6 +89,7 @@ def test_number_values():
         ("Lt. Gen. Simon Bolivar Buckner Jr. was killed.", "Lt. Gen. Simon Bolivar Buckner Jr."),
         ("It was led by Foreign Minister Col. Józef Beck, who refused.", "Col. Józef Beck"),
         ("Marshal Edward Rydz-Śmigły fled.", "Marshal Edward Rydz-Śmigły"),
+        ("A patrol led by 1st Lt. Harold G. Schrier reached the summit.", "1st Lt. Harold G. Schrier"),
     ],
 )
 def test_ranked_people(sentence, person):

@@ -1,6 +1,7 @@
 import contextlib
 import re
 from collections import Counter
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,16 @@ def in_text(option: str, text: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(option.lower())}(?!\w)", text.lower()) is not None
 
 
+CONTEXT = re.compile(r"^(?:According to the (?:history|biography) of|In the (?:history|life) of) [^,]+, ")
+
+
+def without_context(text: str) -> str:
+    """A statement or blank without its "In the history of X, " lead, first letter restored
+    the way the window writes it."""
+    bare = CONTEXT.sub("", text)
+    return bare[:1].upper() + bare[1:] if bare != text else text
+
+
 def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
     """The answer is true according to the window text (the rules backend's promise)."""
     fmt, text = FORMATS[name], win["text"]
@@ -86,14 +97,14 @@ def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
     elif fmt == "qa":  # a complete sentence of the window
         assert parsed.answer in win["sentences"]
     elif fmt == "fill_blank":
-        sentence = parsed.question.removeprefix("Fill in the blank: ")
+        sentence = without_context(parsed.question.removeprefix("Fill in the blank: "))
         assert not sentence.startswith("____") and sentence.replace("____", parsed.answer) in text
     elif fmt in ("multiple_choice", "contrastive"):
         options, correct = parsed.meta["options"], parsed.meta["correct"]
         assert in_text(options[correct], text)
         assert not any(in_text(o, text) for i, o in enumerate(options) if i != correct)
     else:  # true_false
-        statement = parsed.question.removeprefix("True or false: ")
+        statement = without_context(parsed.question.removeprefix("True or false: "))
         assert parsed.meta["label"] is (name == "true_statement")
         if parsed.meta["label"]:
             assert statement in win["sentences"]
@@ -121,6 +132,7 @@ def test_every_supported_type_parses_and_is_grounded(backend, name):
         parsed = PARSERS[FORMATS[name]](reply)
         assert_grounded(name, parsed, win)
         assert "the text" not in parsed.question.lower() and "passage" not in parsed.question.lower()
+        assert not re.search(r", (?:How|When|Who|Where|Which) ", parsed.question)  # "..., how many ...?"
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +168,8 @@ def question_for(index, sentence: str, target: str):
          "Four Japanese fleet carriers."),
         ("Paulus surrendered in Stalingrad on 31 January 1943.", "Stalingrad",
          "Where did Paulus surrender on 31 January 1943?", "In Stalingrad."),
+        ("The Germans committed roughly 3,000 tanks organized into four panzer groups.", "3,000",
+         "How many tanks did the Germans commit?", "Roughly 3,000 tanks."),
     ],
 )  # fmt: skip
 def test_wh_questions_are_grammatical_and_answered_by_the_sentence(index, sentence, target, body, answer):
@@ -174,17 +188,59 @@ def test_wh_questions_are_grammatical_and_answered_by_the_sentence(index, senten
         ("He crossed the Volga in August 1942.", "August 1942"),  # who is "he"?
         ("The 6th Army, trapped since November 1942, surrendered.", "November 1942"),  # the date is not the verb's
         ("Unemployment fell from 14 percent in 1940 to 1 percent in 1944.", "1940"),  # two dates: which one?
+        ("The Battle of Kursk was a major clash in Eastern Europe in July 1943.", "Eastern Europe"),  # the noun's place
+        (
+            "Enrico Fermi's team achieved the first controlled, self-sustaining chain reaction on 2 December 1942.",
+            "2 December 1942",
+        ),  # the cut leaves "the first controlled?"
+        ("On 15 May 1942 Hitler adopted this concept.", "15 May 1942"),  # which concept?
+        (
+            "A German directive issued in late Sept. 1941 declared the intention to wipe out the city.",
+            "Sept. 1941",
+        ),  # "issued" is a participle: the main verb is "declared"
     ],
 )
 def test_no_question_when_the_sentence_cannot_carry_one(index, sentence, target):
     assert question_for(index, sentence, target) is None
 
 
+BOUND = window("Attack on Pearl Harbor", [
+    "Instead, it brought the United States into World War II in December 1941.",
+    "The answer was the Mk IX, fitted with the Merlin 61 engine, in 1942.",
+    "These facilities produced 1,000 aircraft for the Navy in 1943.",
+    "Adm. Husband E. Kimmel commanded the Pacific Fleet at Pearl Harbor in 1941.",
+])  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["true_statement", "false_statement", "fill_blank", "fill_blank_date"])
+def test_statements_and_blanks_use_only_sentences_that_stand_alone(name):
+    backend = RulesBackend([*WINDOWS, BOUND], seed=7)
+    used = set()
+    for sample in range(12):
+        shown = without_context(backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1])
+        used.update(s for s in BOUND["sentences"] if SequenceMatcher(None, s, shown).ratio() > 0.7)
+    assert used == {BOUND["sentences"][-1]}
+
+
+def test_true_statement_explanations_name_a_fact_of_the_statement_and_vary(backend):
+    explanations = set()
+    for win in WINDOWS:
+        for sample in range(4):
+            with contextlib.suppress(Unsupported):
+                parsed = PARSERS["true_false"](backend.reply(ptype("true_statement"), win, sample))
+                statement = parsed.question.removeprefix("True or false: ")
+                explanation = parsed.answer.removeprefix("True. ")
+                facts = [e.text for e in backend.index.entities(statement)]
+                assert any(f.lower() in explanation.lower() for f in facts), (statement, explanation)
+                explanations.add(explanation)
+    assert len(explanations) >= 10
+
+
 def test_false_statement_swaps_one_entity_for_a_distractor(backend):
     for win, reply in replies(backend, "false_statement"):
         parsed = PARSERS["true_false"](reply)
         assert parsed.meta["label"] is False
-        assert parsed.question.removeprefix("True or false: ") not in win["sentences"]
+        assert without_context(parsed.question.removeprefix("True or false: ")) not in win["sentences"]
         assert_grounded("false_statement", parsed, win)
 
 
@@ -293,3 +349,31 @@ def test_sample_corpus_yield_and_grounding(sample_windows):
     assert not failures, failures[:3]
     assert sum(parsed_per_type.values()) >= 2000
     assert set(parsed_per_type) == SUPPORTED
+
+
+@pytest.mark.parametrize(
+    "article, sentences, name, question",
+    [
+        ("Erwin Rommel", ["Rommel remained in the small postwar army.", "Rommel arrived in Libya in February 1941."],
+         "who", "Who arrived in Libya in February 1941?"),
+        ("Guadalcanal campaign", ["About 11,000 Marines went ashore on Guadalcanal.",
+                                  "The 1st Marine Division landed on Guadalcanal on 7 August 1942."],
+         "where", "Where did the 1st Marine Division land on 7 August 1942?"),
+    ],
+)  # fmt: skip
+def test_a_question_whose_answer_the_title_names_needs_a_date_to_stand_alone(article, sentences, name, question):
+    win = window(article, sentences)
+    backend = RulesBackend([*WINDOWS, win], seed=7)
+    assert {PARSERS["qa"](backend.reply(ptype(name), win, sample)).question for sample in range(6)} == {question}
+
+
+def test_a_statement_names_its_article_so_it_stands_alone():
+    tank = window("T-34", ["The tank was supplied to many countries friendly to the Soviet Union in 1950."])
+    backend = RulesBackend([*WINDOWS, tank], seed=7)
+    parsed = PARSERS["true_false"](backend.reply(ptype("true_statement"), tank))
+    assert re.match(
+        r"True or false: (?:According to|In) the history of the T-34, the tank was supplied", parsed.question
+    )
+    rommel = window("Erwin Rommel", ["Field Marshal Erwin Rommel commanded Army Group B in 1944."])
+    parsed = PARSERS["true_false"](RulesBackend([*WINDOWS, rommel], seed=7).reply(ptype("true_statement"), rommel))
+    assert parsed.question == "True or false: " + rommel["sentences"][0]  # it names its article already

@@ -83,6 +83,13 @@ def test_windows_stay_inside_one_article_and_keep_their_source(tmp_path, params_
     assert json.loads((tmp_path / "window.json").read_text()) == {"articles": 2, "sentences": 22, "windows": 4}
 
 
+def test_a_window_knows_whether_it_opens_a_section(tmp_path, params_file):
+    # Lead holds sentences 0-5 and Later 6-11
+    _, out = run(tmp_path, params_file, [make_article("Kursk", 12)], window__size=6, window__stride=3)
+    opens = {w["start"]: w["opens_section"] for w in map(json.loads, out.read_text().splitlines())}
+    assert opens == {0: True, 3: False, 6: True}
+
+
 def test_rerun_is_byte_identical_and_ids_are_stable(tmp_path, params_file):
     _, out = run(tmp_path, params_file, [make_article("Kursk", 12)])
     first = out.read_bytes()
