@@ -17,8 +17,8 @@ from pathlib import Path
 import mwparserfromhell
 import mwxml
 from mwparserfromhell.nodes import Text
-from tqdm import tqdm
 
+from common.progress import progress
 from corpus.articles import DownloadError, split_wiki_sections
 
 log = logging.getLogger("download.dump")
@@ -91,7 +91,7 @@ def read_dump(path: Path, titles: list[str]) -> tuple[list[dict], list[str]]:
     found: dict[str, dict] = {}
     pending_redirects: dict[str, str] = {}
     for _ in range(2):  # a second pass only for redirect targets that came before their redirect
-        for title, redirect, revision in tqdm(iter_main_pages(path), desc="dump", unit="page"):
+        for title, redirect, revision in progress(iter_main_pages(path), desc="dump", unit="page"):
             requested = wanted.get(title)
             if requested is None or requested in found:
                 continue

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 from numpy.random import default_rng
-from tqdm import tqdm
 
 from common.params import ParamsError
+from common.progress import progress
 
 READ_CHUNK = 1 << 20  # bytes per readlines() batch in pass 1; fixed so shard draws are reproducible
 # Streams of the seed: default_rng([seed, 0]) would equal default_rng(seed) (SeedSequence pads
@@ -191,7 +191,7 @@ def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams)
     shard_dir = work / "shards"
     shard_dir.mkdir(parents=True)
     total_bytes = sum(p.stat().st_size for p in inputs)
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="shuffle pass 1", mininterval=2) as bar:
+    with progress(total=total_bytes, unit="B", unit_scale=True, desc="shuffle pass 1", mininterval=2) as bar:
 
         def batches() -> Iterator[list[bytes]]:
             for lines in read_line_batches(inputs):
@@ -206,7 +206,7 @@ def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams)
     spread = Spread()
     part = work / "output.part"
     with open(part, "wb") as handle:
-        for index in tqdm(range(params.shards), desc="shuffle pass 2", unit="shard", mininterval=2):
+        for index in progress(range(params.shards), desc="shuffle pass 2", unit="shard", mininterval=2):
             if not records[index]:
                 continue
             path = shard_path(shard_dir, index)

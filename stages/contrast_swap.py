@@ -38,10 +38,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import JsonlError, iter_jsonl_lines, write_json, write_jsonl
+from common.progress import progress
 from common.reasons import Drops
 from synth.contrast_swap import order_metrics, swap_records
 
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     stats: Counter = Counter()
     drops = Drops("contrast_swap")
     try:
-        lines = tqdm(iter_jsonl_lines(args.inp), desc="contrast_swap", unit="record")
+        lines = progress(iter_jsonl_lines(args.inp), desc="contrast_swap", unit="record")
         records = list(swap_records(lines, str(args.inp), stats, drops))
     except (JsonlError, FileNotFoundError) as exc:
         log.error("%s", exc)

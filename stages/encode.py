@@ -30,11 +30,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import atomic_dir, iter_jsonl_lines, write_json
 from common.params import ParamsError, load_section
+from common.progress import progress
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
 from dataset.encode import SPLITS, EncodeParams, check_params, encode_records, plan_splits
@@ -74,13 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with atomic_dir(args.out) as tmp:
             passes = (
-                tqdm(iter_jsonl_lines(args.inp), desc=f"encode plan {n}/3", unit="record", mininterval=2)
+                progress(iter_jsonl_lines(args.inp), desc=f"encode plan {n}/3", unit="record", mininterval=2)
                 for n in range(1, 4)
             )
             plan = plan_splits(passes, params)
             guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
-            lines = tqdm(iter_jsonl_lines(args.inp), desc="encode", unit="record")
+            lines = progress(iter_jsonl_lines(args.inp), desc="encode", unit="record")
             kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard)
             counts = {split: writer.close() for split, writer in writers.items()}
             if not kept:

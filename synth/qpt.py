@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from tqdm import tqdm
 
+from common.progress import progress
 from synth.qpt_entities import build_index
 from synth.qpt_fields import articles_info, proper_nouns, window_fields
 
@@ -192,7 +192,7 @@ def wrap_windows(windows: list[dict], styles: list[Style], params: QptParams, st
     info = articles_info(windows)
     proper = proper_nouns(s for w in windows for s in w["sentences"])
     index = build_index(windows)
-    for window in tqdm(windows, desc="qpt_wrap", unit="window"):
+    for window in progress(windows, desc="qpt_wrap", unit="window"):
         # a string seed is hashed with SHA-512 by random.seed: stable across runs and machines
         rng = random.Random(f"{params.seed}\x1f{window['id']}")
         fields = window_fields(window, info[window["article"]], proper, index, rng)
