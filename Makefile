@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast deps bench lint chat orchestrate clean-venv
+.PHONY: setup repro test test-fast deps bench lint chat orchestrate compare clean-venv
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ chat: setup
 # Train in slices, judging each checkpoint in its own process (see tools/orchestrate.py).
 orchestrate: setup
 	$(BIN)/python -m tools.orchestrate --params params.yaml
+
+# The key params and metrics of every experiment of HEAD (python -m tools.compare --help).
+compare: setup
+	@$(BIN)/python -m tools.compare
 
 lint: setup
 	$(BIN)/ruff check .
