@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.key_scores import KEY_SCORES
+
 EVAL = "metrics/eval.json"
 TRAIN = "metrics/train.json"
 # always shown: what a model is, even when every row shares it
@@ -109,15 +111,18 @@ def metric(path: str, dotted: str) -> Callable[[Experiment], str]:
     return lambda exp: fmt(dig(exp.metrics.get(path, {}), dotted))
 
 
+def score_columns() -> list[tuple[str, Callable[[Experiment], str]]]:
+    """evaluation.key_scores' scores, the first score of each split beside its chance."""
+    columns, seen = [], set()
+    for label, split, key in KEY_SCORES:
+        cell = metric(EVAL, f"splits.{split}.{key}") if split in seen else with_chance(split, key)
+        columns.append((label, cell))
+        seen.add(split)
+    return columns
+
+
 METRIC_COLUMNS: list[tuple[str, Callable[[Experiment], str]]] = [
-    ("recall", with_chance("recall", "pass_rate")),
-    ("verbatim", with_chance("verbatim", "pass_rate")),
-    ("unseen", with_chance("unseen", "pass_rate")),
-    ("exam ll", with_chance("exam", "ll_acc")),
-    ("exam norm", metric(EVAL, "splits.exam.ll_acc_norm")),
-    ("exam gen", metric(EVAL, "splits.exam.generated_acc")),
-    ("xunseen ll", with_chance("exam_unseen", "ll_acc")),
-    ("xunseen gen", metric(EVAL, "splits.exam_unseen.generated_acc")),
+    *score_columns(),
     ("val loss", metric(EVAL, "val_loss")),
     ("gap", metric(EVAL, "contrastive.generated.gap")),
     ("step", metric(TRAIN, "model_step")),
