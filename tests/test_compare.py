@@ -2,11 +2,11 @@
 --json` output and on a real two-experiment repository."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 
+from tests.dvc_helpers import committed_dvc_repo
 from tools import compare
 
 
@@ -148,25 +148,15 @@ json.dump({"val_loss": round(1 / lr, 3), "splits": {"recall": split}}, open("met
 def test_two_real_experiments_of_a_dvc_repository(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
 
-    def run(*cmd: str) -> None:
-        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
-
-    (tmp_path / "params.yaml").write_text("train:\n  lr: 0.004\n  variant: tiny\n")
-    (tmp_path / "stage.py").write_text(STAGE)
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "dvc.yaml").write_text(
+    dvc_yaml = (
         f"stages:\n  train:\n    cmd: {sys.executable} stage.py\n    deps: [stage.py]\n    params: [train]\n"
         "    metrics:\n      - metrics/eval.json: {cache: false}\n"
     )
-    run("git", "init", "-q")
-    run("git", "config", "user.email", "test@example.org")
-    run("git", "config", "user.name", "test")
-    run(sys.executable, "-m", "dvc", "init", "-q")
-    run(sys.executable, "-m", "dvc", "repro", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "baseline")
-    run(sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "fast", "-S", "train.lr=0.01")
-    run(sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "slow", "-S", "train.lr=0.002")
+    files = {"params.yaml": "train:\n  lr: 0.004\n  variant: tiny\n", "stage.py": STAGE, "dvc.yaml": dvc_yaml}
+    (tmp_path / "metrics").mkdir()
+    run = committed_dvc_repo(tmp_path, files)
+    run("dvc", "exp", "run", "-q", "-n", "fast", "-S", "train.lr=0.01")
+    run("dvc", "exp", "run", "-q", "-n", "slow", "-S", "train.lr=0.002")
     assert compare.main(["--repo", str(tmp_path)]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
     assert set(rows) >= {"workspace", "fast", "slow"}
