@@ -21,9 +21,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
-from tqdm import tqdm
 
 from common.files import atomic_write
+from common.progress import progress
 from corpus.articles import DownloadError, DownloadParams, split_wiki_sections
 
 log = logging.getLogger("download.api")
@@ -235,7 +235,7 @@ def fetch_titles(
     missing: list[str] = []
     client = MediaWikiClient(params, sleep=sleep)
     try:
-        with tqdm(total=len(todo), desc="download", unit="article") as bar:
+        with progress(total=len(todo), desc="download", unit="article") as bar:
             for start in range(0, len(todo), params.batch_size):
                 batch = todo[start : start + params.batch_size]
                 result = query_batch(client, batch)

@@ -20,8 +20,8 @@ import mwparserfromhell
 import mwxml
 from mwparserfromhell.nodes import Text
 from mwxml.errors import MalformedXML
-from tqdm import tqdm
 
+from common.progress import progress
 from corpus.articles import DownloadError, split_wiki_sections
 from corpus.wiki_templates import render_templates
 
@@ -132,7 +132,7 @@ def read_dump(path: Path, titles: list[str]) -> tuple[list[dict], list[str], lis
     pages_read = 0
     for _ in range(2):  # a second pass only for redirect targets that came before their redirect
         try:
-            for title, redirect, revision in tqdm(iter_main_pages(path), desc="dump", unit="page"):
+            for title, redirect, revision in progress(iter_main_pages(path), desc="dump", unit="page"):
                 pages_read += 1
                 waiting = [r for r in requested_by.get(title, []) if r not in found]
                 if not waiting:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from common.params import ParamsError
+from common.progress import progress
 from common.reasons import Drops
 from dataset import token_files
 from dataset.bin_packing import (
@@ -146,7 +146,7 @@ def write_split(plan: SplitPlan, out: Path, split: str, width: int, pad_id: int)
     writer = PackedSplitWriter(out, split, total, width, plan.ids.dtype)
     loss_tokens = 0
     step = max(1, CHUNK_TOKENS // width)
-    for first in tqdm(range(0, total, step), desc=f"pack {split}", unit="chunk", mininterval=2):
+    for first in progress(range(0, total, step), desc=f"pack {split}", unit="chunk", mininterval=2):
         count = min(step, total - first)
         chunk = fill_contexts(plan.segments, plan.ids, plan.mask, plan.offsets, width, first, count, pad_id)
         writer.write(first, chunk)

@@ -36,9 +36,9 @@ from typing import Literal
 
 import numpy as np
 from numpy.random import default_rng
-from tqdm import tqdm
 
 from common.params import ParamsError
+from common.progress import progress
 
 READ_CHUNK = 1 << 20  # bytes per readlines() batch in pass 1; fixed so shard draws are reproducible
 # Streams of the seed: default_rng([seed, 0]) would equal default_rng(seed) (SeedSequence pads
@@ -200,7 +200,7 @@ def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams)
     shard_dir = work / "shards"
     shard_dir.mkdir(parents=True)
     total_bytes = sum(p.stat().st_size for p in inputs)
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="shuffle pass 1", mininterval=2) as bar:
+    with progress(total=total_bytes, unit="B", unit_scale=True, desc="shuffle pass 1", mininterval=2) as bar:
 
         def batches() -> Iterator[list[bytes]]:
             for lines in read_line_batches(inputs):
@@ -215,7 +215,7 @@ def shuffle_in(work: Path, inputs: list[Path], out: Path, params: ShuffleParams)
     spread = Spread()
     part = work / "output.part"
     with open(part, "wb") as handle:
-        for index in tqdm(range(params.shards), desc="shuffle pass 2", unit="shard", mininterval=2):
+        for index in progress(range(params.shards), desc="shuffle pass 2", unit="shard", mininterval=2):
             if not records[index]:
                 continue
             path = shard_path(shard_dir, index)
@@ -278,7 +278,7 @@ def shuffle_chunks_in(work: Path, inputs: list[Path], out: Path, params: Shuffle
     part = work / "output.part"
     with open(joined, "rb") as source, open(part, "wb") as handle:
         order = chunk_order(len(starts) - 1, params.seed)
-        for chunk in tqdm(order, desc="shuffle chunks", unit="chunk", mininterval=2):
+        for chunk in progress(order, desc="shuffle chunks", unit="chunk", mininterval=2):
             source.seek(starts[chunk])
             data = source.read(starts[chunk + 1] - starts[chunk])
             spread.add(data.split(b"\n")[:-1])

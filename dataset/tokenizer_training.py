@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Literal
 
 import sentencepiece as spm
-from tqdm import tqdm
 
 from common.files import iter_jsonl_lines, read_jsonl
 from common.params import ParamsError
+from common.progress import progress
 from dataset.tokenizer import (
     BOS_ID,
     EOS_ID,
@@ -155,10 +155,10 @@ def sample_lines(lines: Iterable[str], max_sentences: int, seed: int) -> list[st
 def corpus_lines(articles: Path, records: Path | None, stats: dict) -> Iterator[str]:
     """Stream the training text: article lines, then record lines (unreadable record lines are
     counted, not fatal: the encode stage is the one that judges records)."""
-    for article in tqdm(read_jsonl(articles), desc="articles", unit="article"):
+    for article in progress(read_jsonl(articles), desc="articles", unit="article"):
         yield from article_lines(article)
     if records is not None:
-        for line in tqdm(iter_jsonl_lines(records), desc="records", unit="record"):
+        for line in progress(iter_jsonl_lines(records), desc="records", unit="record"):
             stats["bad_record_lines"] += line.error is not None
             yield from record_lines(line.record)
 

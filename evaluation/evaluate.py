@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from common.devices import DEVICES
 from common.params import ParamsError
+from common.progress import progress
 from dataset.packed_files import load_packed
 from dataset.tokenizer import Tokenizer
 from evaluation.judge import HeuristicJudge, Verdict
@@ -101,7 +101,7 @@ def grade_all(judge: Judge, questions: list[dict], answers: list[dict], windows:
         return judge.grade(q["question"], q["reference"], a["text"], windows.get(q["window"]), q["options"])
 
     pairs = list(zip(questions, answers, strict=True))
-    bar = tqdm(total=len(pairs), desc="judge", unit="answer")
+    bar = progress(total=len(pairs), desc="judge", unit="answer")
     with ThreadPoolExecutor(max_workers=judge.max_in_flight) as pool:  # map keeps the input order
         verdicts = []
         for verdict in pool.map(grade, pairs):
@@ -122,7 +122,7 @@ def student_answers(
     """The model's answer to each prompt: text, length in tokens, whether it stopped at <|im_end|>.
     Prompt i samples with seed + i, so an answer does not depend on the ones before it."""
     rows = []
-    for i, messages in enumerate(tqdm(prompts, desc=desc, unit="answer")):
+    for i, messages in enumerate(progress(prompts, desc=desc, unit="answer")):
         try:
             text, stopped = answer(
                 model,

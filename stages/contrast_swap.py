@@ -40,11 +40,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import JsonlError, iter_jsonl_lines, write_json, write_jsonl
 from common.params import ParamsError, load_section
+from common.progress import progress
 from common.reasons import Drops
 from synth.contrast_swap import ContrastSwapParams, order_metrics, swap_records
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     drops = Drops("contrast_swap")
     try:
         params = load_section(args.params, "contrast_swap", ContrastSwapParams)
-        lines = tqdm(iter_jsonl_lines(args.inp), desc="contrast_swap", unit="record")
+        lines = progress(iter_jsonl_lines(args.inp), desc="contrast_swap", unit="record")
         records = list(swap_records(lines, str(args.inp), stats, drops, params.mirror))
     except (ParamsError, JsonlError, FileNotFoundError) as exc:
         log.error("%s", exc)

@@ -30,11 +30,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import atomic_dir, iter_jsonl_lines, write_json
 from common.params import ParamsError, load_section, read_params
+from common.progress import progress
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
 from dataset.encode import (
@@ -90,23 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with atomic_dir(args.out) as tmp:
             passes = (
-                tqdm(iter_jsonl_lines(args.inp), desc=f"encode plan {n}/3", unit="record", mininterval=2)
+                progress(iter_jsonl_lines(args.inp), desc=f"encode plan {n}/3", unit="record", mininterval=2)
                 for n in range(1, 4)
             )
             plan = plan_splits(passes, params)
             guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
             kinds = KindCounts()
-            lines = tqdm(iter_jsonl_lines(args.inp), desc="encode", unit="record")
+            lines = progress(iter_jsonl_lines(args.inp), desc="encode", unit="record")
             kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard, kinds)
             for repeat in range(1, max_copies({k: w for k, w in params.mix.items() if k != RAW})):
-                lines = tqdm(iter_jsonl_lines(args.inp), desc=f"encode repeat {repeat}", unit="record")
+                lines = progress(iter_jsonl_lines(args.inp), desc=f"encode repeat {repeat}", unit="record")
                 encode_records(lines, encoder, writers, plan, drops, repeat=repeat)
             raw_records = None
             if params.mix[RAW]:
                 first_raw, repeat, passes = writers["train"].records, 0, 1
                 while repeat < passes:
-                    articles = tqdm(iter_jsonl_lines(args.articles), desc=f"encode raw {repeat + 1}", unit="article")
+                    articles = progress(
+                        iter_jsonl_lines(args.articles), desc=f"encode raw {repeat + 1}", unit="article"
+                    )
                     most = encode_raw_text(articles, tokenizer, writers["train"], params, max_passage, kinds, repeat)
                     passes, repeat = max(passes, most), repeat + 1
                 raw_records = [first_raw, writers["train"].records]

@@ -23,13 +23,15 @@ generated answers; evaluation/exam.py gives the file format).
 Inputs:  a model (data/model/model.pt, a checkpoint or an exported folder), data/tokenizer,
          data/tokens ({val,recall,train}.records.jsonl, meta.json), data/shuffled.jsonl,
          data/windows.jsonl, data/packed, data/exams
-Outputs: metrics/eval.json (for `dvc metrics diff`), metrics/eval_samples.jsonl (to read)
+Outputs: metrics/eval.json (for `dvc metrics diff`), metrics/eval_samples.jsonl (to read),
+         metrics/eval_scores.json (--scores: the key scores beside chance, for `dvc plots`)
 
 Example:
   python -m stages.evaluate --params params.yaml --model data/model/model.pt \
       --tokenizer data/tokenizer --tokens data/tokens --records data/shuffled.jsonl \
       --windows data/windows.jsonl --packed data/packed --exams data/exams \
-      --metrics metrics/eval.json --samples metrics/eval_samples.jsonl
+      --metrics metrics/eval.json --samples metrics/eval_samples.jsonl \
+      --scores metrics/eval_scores.json
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from dataset.tokenizer import Tokenizer
 from evaluation.evaluate import EvaluateParams, build_judge, check_params
 from evaluation.exam import exam_files, read_exam_items, split_exam
 from evaluation.historian import article_texts
+from evaluation.key_scores import key_scores
 from evaluation.report import measure
 from evaluation.splits import choose_splits, wanted_records
 from model.gpt import GPT
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exams", type=Path, default=None, help="a folder of exam *.jsonl (evaluation/exam.py)")
     parser.add_argument("--metrics", type=Path, required=True)
     parser.add_argument("--samples", type=Path, required=True)
+    parser.add_argument("--scores", type=Path, default=None, help="write the key scores as plot rows here")
     args = parser.parse_args(argv)
     setup_logging()
     try:
@@ -149,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics["judge"] = judge.name
     write_jsonl(args.samples, rows)
     write_json(args.metrics, metrics)
+    if args.scores:
+        write_json(args.scores, key_scores(metrics))
     for name, split in metrics["splits"].items():
         score = split.get("pass_rate", split.get("ll_acc"))
         log.info("split=%s n=%d score=%s baselines=%s", name, split["n"], score, split["baselines"])

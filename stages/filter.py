@@ -33,11 +33,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import JsonlError, atomic_dir, iter_jsonl_lines, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
+from common.progress import progress
 from common.reasons import Drops
 from quality.filter import (
     FilterParams,
@@ -81,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     # Streamed: only the rejects are held in memory, the kept records go straight to disk.
     rejected: list[dict] = []
     drops = Drops("filter", level=logging.DEBUG)  # rejects are many and kept on disk: log at debug
-    progress = tqdm(itertools.chain([first], lines), desc=f"filter ({params.mode})", unit="record", mininterval=5.0)
-    kept = write_jsonl(args.out, filter_lines(progress, judges[params.mode], params, rejected, drops))
+    records = progress(itertools.chain([first], lines), desc=f"filter ({params.mode})", unit="record", mininterval=5.0)
+    kept = write_jsonl(args.out, filter_lines(records, judges[params.mode], params, rejected, drops))
     with atomic_dir(args.rejects) as tmp:
         for name, records in rejects_by_file(rejected).items():
             write_jsonl(tmp / name, records)

@@ -20,11 +20,10 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
+from common.progress import progress
 from corpus.windows import WindowParams, check_params, window_articles
 
 log = logging.getLogger("window")
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     stats = {"articles": 0, "sentences": 0, "windows": 0}
-    windows = window_articles(tqdm(articles, desc="window", unit="article"), params.size, params.stride, stats)
+    windows = window_articles(progress(articles, desc="window", unit="article"), params.size, params.stride, stats)
     try:
         write_jsonl(args.out, windows)
     except ValueError as exc:

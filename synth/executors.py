@@ -13,8 +13,7 @@ import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from tqdm import tqdm
-
+from common.progress import ProgressBar, progress
 from llm.base import ChatBackend
 from synth.backends import build_backend
 from synth.generate_params import GenerateParams
@@ -25,11 +24,11 @@ from synth.work_store import WorkStore
 log = logging.getLogger("generate")
 
 
-def _progress(total: int) -> tqdm:
-    return tqdm(total=total, desc="generate", unit="item", smoothing=0.05)
+def _progress(total: int) -> ProgressBar:
+    return progress(total=total, desc="generate", unit="item", smoothing=0.05)
 
 
-def _report(bar: tqdm, counts: Counter, tag: str) -> None:
+def _report(bar: ProgressBar, counts: Counter, tag: str) -> None:
     counts[tag] += 1
     bar.update(1)
     failed = {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("failed:")}

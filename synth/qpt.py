@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from tqdm import tqdm
 
+from common.progress import progress
 from synth.context_refs import outside_reference
 from synth.english import PRONOUNS
 from synth.entity_index import EntityIndex
@@ -247,7 +247,7 @@ def wrap_windows(windows: list[dict], styles: list[Style], params: QptParams, st
     info = articles_info(windows)
     proper = proper_nouns(s for w in windows for s in w["sentences"])
     index = build_index(windows)
-    for window in tqdm(windows, desc="qpt_wrap", unit="window"):
+    for window in progress(windows, desc="qpt_wrap", unit="window"):
         # a string seed is hashed with SHA-512 by random.seed: stable across runs and machines
         rng = random.Random(f"{params.seed}\x1f{window['id']}")
         stats["windows"] += 1

@@ -4,6 +4,7 @@ import shutil
 import pytest
 
 from evaluation.judge import Verdict
+from evaluation.key_scores import key_scores
 from evaluation.questions import positional_bias, sample_questions, to_question
 from evaluation.splits import index_questions
 from stages import encode as tokenize
@@ -127,6 +128,7 @@ def run(data, out, overrides=None, **replace):
         "--exams": data["exams"],
         "--metrics": out / "eval.json",
         "--samples": out / "eval_samples.jsonl",
+        "--scores": out / "eval_scores.json",
     }
     args.update({f"--{k}": v for k, v in replace.items()})
     return evaluate.main([str(x) for pair in args.items() for x in pair])
@@ -175,6 +177,8 @@ def test_smoke_heuristic_metrics_and_samples(data, tmp_path):
     assert {r["split"] for r in graded} == {"recall", "verbatim", "unseen", "exam", "exam_unseen"}
     exam_rows = [r for r in graded if r["split"] == "exam"]
     assert [r["type"] for r in exam_rows] == ["exam_options", "exam_no_options"] and "ll_pick" in exam_rows[1]
+    scores = json.loads((tmp_path / "eval_scores.json").read_text())
+    assert scores == key_scores(metrics) and [s["score"] for s in scores][:3] == ["recall", "verbatim", "unseen"]
 
 
 def test_absent_recall_and_train_indexes_are_skipped_with_a_warning(data, tmp_path, caplog):
@@ -193,7 +197,7 @@ def test_rerun_gives_identical_bytes(data, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
     assert run(data, first) == 0 and run(data, second) == 0
-    for name in ("eval.json", "eval_samples.jsonl"):
+    for name in ("eval.json", "eval_samples.jsonl", "eval_scores.json"):
         assert (first / name).read_bytes() == (second / name).read_bytes()
 
 

@@ -4,9 +4,11 @@
   config.json        GPTConfig fields (what model/inference.py load_model reads) + variant, step
   model.safetensors  the weights (safetensors: no pickle, so loading runs no code)
   tokenizer/         spm.model, spm.vocab, tokenizer.json of the tokenizer it was trained with
-  params.yaml        an exact copy of the params file that produced it
-  provenance.json    git commit and dirty flag, the DVC lock hash of the model output, the
-                     source file, the weights' sha256, the creation time
+  params.yaml        the exact params of the run that made it: the params.yaml of the
+                     experiment or commit whose dvc.lock records this model (tools/provenance.py)
+  provenance.json    that experiment (name, ref, baseline) or commit and its params, git HEAD
+                     and dirty flag, the DVC hashes of the model output (recorded and actual),
+                     the DVC artifact, the source file, the weights' sha256, the creation time
   eval.json          the evaluate stage's metrics (when --metrics is given)
   MODEL_CARD.md      a short human summary (tools/export_card.py)
 With `--format transformers` config.json and model.safetensors are transformers' GPT-2 layout
@@ -20,7 +22,12 @@ an existing name is never overwritten without --force. Chat and evaluate load th
 directly (`--model models/<name>`).
 
 Not a dvc.yaml stage: archives are named snapshots that accumulate (an "honest" name such as
-ww2_185M_dirty says what a run was), while a DVC output is replaced by every repro.
+ww2_185M_dirty says what a run was), while a DVC output is replaced by every repro. The
+pipeline's model itself is the DVC artifact `ww2lm-model` (dvc.yaml `artifacts:`), versioned by
+commit and experiment; models/ is git-ignored.
+
+To export an experiment's model: `dvc exp apply NAME`, then export with `--experiment NAME`,
+which refuses a workspace model that is not the one that experiment recorded.
 
 Inputs:  data/model/model.pt (or a checkpoint, or another export), data/tokenizer, params.yaml,
          metrics/eval.json, dvc.lock and the git repository at --repo
@@ -28,7 +35,8 @@ Output:  models/<name>/
 
 Example:
   python -m tools.export --model data/model/model.pt --tokenizer data/tokenizer \
-      --params params.yaml --metrics metrics/eval.json --out models --name ww2_185M_dirty
+      --params params.yaml --metrics metrics/eval.json --out models --name ww2_185M_dirty \
+      --experiment ww2-185m-dirty
   python -m tools.export --model data/model/model.pt --tokenizer data/tokenizer --format transformers
 """
 
@@ -41,7 +49,6 @@ import json
 import logging
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,6 +62,18 @@ from model.inference import CONFIG_FILE, NUMPY_GLOBALS, TRAINED_FILE, WEIGHTS_FI
 from tools.export_card import model_card
 from tools.export_gguf import GGUF_FILE, write_gguf
 from tools.export_hf import write_transformers
+from tools.provenance import (
+    NO_ORIGIN,
+    GitError,
+    Origin,
+    artifact_for,
+    committed_params,
+    dvc_lock_hashes,
+    dvc_md5,
+    find_origin,
+    git_revision,
+    output_of,
+)
 
 log = logging.getLogger("export")
 
@@ -90,52 +109,6 @@ def state_for_safetensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """safetensors refuses non-contiguous and memory-sharing tensors: each weight is its own
     contiguous CPU copy (the head is untied, so wte and lm_head are two tensors anyway)."""
     return {name: t.detach().to("cpu").contiguous().clone() for name, t in model.state_dict().items()}
-
-
-def git_revision(repo: Path) -> dict:
-    """{"commit", "dirty"} of the repository at `repo`; "unknown"/None when git or the repo is
-    absent (a source tarball). --no-optional-locks: a status must not write the index while
-    someone else commits."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "-C", str(repo), "--no-optional-locks", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return done.stdout
-
-    try:
-        commit = git("rev-parse", "HEAD").strip()
-        dirty = bool(git("status", "--porcelain").strip())
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
-    return {"commit": commit, "dirty": dirty}
-
-
-def dvc_lock_hashes(lock: Path, model: Path, repo: Path) -> dict:
-    """The hash dvc.lock records for the output that holds `model` (train's data/model) and for
-    the same path as the evaluate stage's dependency: equal when eval.json graded this model."""
-    if not lock.is_file():
-        return {}
-    try:
-        rel = model.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:  # the model lives outside the repository: no lock entry can name it
-        return {}
-    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {})
-    found = {}
-    for stage, entry in sorted(stages.items()):
-        for kind in ("outs", "deps"):
-            for item in entry.get(kind, []) or []:
-                path = item.get("path", "")
-                if rel == path or rel.startswith(path.rstrip("/") + "/"):
-                    key = "model_md5" if kind == "outs" else f"{stage}_dep_md5"
-                    found[key] = item.get("md5")
-                    if kind == "outs":
-                        found["model_stage"], found["model_path"] = stage, path
-    return found
 
 
 def sha256_file(path: Path) -> str:
@@ -182,15 +155,55 @@ def export_model(args: argparse.Namespace) -> Path:
             "not the tokenizer this model was trained with"
         )
     eval_metrics = json.loads(args.metrics.read_text(encoding="utf-8")) if args.metrics else None
+    traced, params_text = trace(args)  # before anything is written: a wrong --experiment fails here
     try:
-        build_archive(args, target, name, meta, model, config, eval_metrics)
+        build_archive(args, target, name, meta, model, config, eval_metrics, traced, params_text)
     except BaseException:
         shutil.rmtree(target.with_name(target.name + ".tmp"), ignore_errors=True)  # no half archive left behind
         raise
     return target
 
 
-def build_archive(args, target: Path, name: str, meta: dict, model, config, eval_metrics: dict | None) -> None:
+def trace(args: argparse.Namespace) -> tuple[dict, str]:
+    """The provenance fields that say which run made the model, and that run's params.yaml
+    text. An exported folder keeps the origin its own export found."""
+    archive = args.model / "provenance.json"
+    if args.model.is_dir() and archive.is_file():
+        earlier = json.loads(archive.read_text(encoding="utf-8"))
+        params_text = (args.model / "params.yaml").read_text(encoding="utf-8")
+        return {key: earlier.get(key) for key in ("origin", "params_source", "dvc", "artifact")}, params_text
+    lock = args.repo / "dvc.lock"
+    hashes = dvc_lock_hashes(lock, args.model, args.repo)
+    found = output_of(args.model, args.repo, lock.read_text(encoding="utf-8")) if hashes else None
+    origin: Origin = NO_ORIGIN
+    if found is not None:
+        hashes["workspace_md5"] = dvc_md5(args.repo / found[1])  # what the folder holds now
+        origin = find_origin(args.repo, found[1], hashes["workspace_md5"], args.experiment)
+    if args.experiment and origin.kind != "experiment":
+        raise ExportError(
+            f"{args.model}: not the model experiment {args.experiment!r} recorded (or no such experiment: "
+            f"dvc exp list); run `dvc exp apply {args.experiment}` first, or leave out --experiment"
+        )
+    if origin.commit:
+        params_text, source = (
+            committed_params(args.repo, origin.commit),
+            f"{origin.kind} {origin.name or origin.commit}",
+        )
+    else:
+        log.warning("no commit or experiment recorded this model: params.yaml is copied from %s", args.params)
+        params_text, source = args.params.read_text(encoding="utf-8"), f"file {args.params} (no recorded run)"
+    fields = {
+        "origin": origin.to_dict(),
+        "params_source": source,
+        "dvc": hashes,
+        "artifact": artifact_for(args.repo, found[1]) if found else None,
+    }
+    return fields, params_text
+
+
+def build_archive(
+    args, target: Path, name: str, meta: dict, model, config, eval_metrics: dict | None, traced: dict, params_text: str
+) -> None:
     from safetensors.torch import save_file
 
     with atomic_dir(target) as tmp:
@@ -212,14 +225,15 @@ def build_archive(args, target: Path, name: str, meta: dict, model, config, eval
             if args.format == "gguf":  # beside our files, so chat and evaluate still load the folder
                 write_gguf(tmp / GGUF_FILE, model, Tokenizer.load(args.tokenizer), name)
         copy_tokenizer(args.tokenizer, tmp / "tokenizer")
-        shutil.copyfile(args.params, tmp / "params.yaml")
+        (tmp / "params.yaml").write_text(params_text, encoding="utf-8")
         if eval_metrics is not None:
             shutil.copyfile(args.metrics, tmp / "eval.json")
         provenance = {
             "name": name,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git": git_revision(args.repo),
-            "dvc": dvc_lock_hashes(args.repo / "dvc.lock", args.model, args.repo),
+            **traced,
+            "params": yaml.safe_load(params_text),
             "source_model": str(args.model),
             "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
             "variant": meta.get("variant"),
@@ -238,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model.pt, a checkpoint or an exported folder")
     parser.add_argument("--tokenizer", type=Path, required=True, help="tokenizer folder (or its .model file)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="copied as is into the archive")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="copied into the archive only when no commit or experiment recorded the model",
+    )
+    parser.add_argument("--experiment", default=None, help="the DVC experiment the model must come from")
     parser.add_argument("--metrics", type=Path, default=None, help="metrics/eval.json of this model")
     parser.add_argument("--out", type=Path, default=Path("models"), help="archive root")
     parser.add_argument("--name", default=None, help="archive name (default: <variant>-step<step>)")
@@ -254,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
         target = export_model(args)
-    except (ExportError, ModelLoadError, TokenizerError, json.JSONDecodeError) as exc:
+    except (ExportError, ModelLoadError, TokenizerError, GitError, json.JSONDecodeError, yaml.YAMLError) as exc:
         log.error("%s", exc)
         return 2
     log.info("exported=%s", target)

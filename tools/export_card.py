@@ -7,6 +7,9 @@ writes beside it, so the card never says something the archive does not hold.
 
 from __future__ import annotations
 
+from evaluation.key_scores import key_scores
+from tools.provenance import NO_ORIGIN, Origin, rebuild_commands
+
 
 def _fmt(value: object, digits: int = 3) -> str:
     if value is None:
@@ -19,31 +22,52 @@ def _fmt(value: object, digits: int = 3) -> str:
 def _evaluation(metrics: dict | None) -> list[str]:
     if metrics is None:
         return ["Not evaluated: export with `--metrics metrics/eval.json` after `dvc repro evaluate`.", ""]
-    questions = metrics.get("questions", {})
-    bias = metrics.get("positional_bias", {})
     historian = metrics.get("historian", {})
+    contrastive = (metrics.get("contrastive") or {}).get("generated") or {}
     lines = [
-        f"Judge: `{metrics.get('judge', 'n/a')}`, on {questions.get('total', 'n/a')} held-out questions from "
-        "articles the model never trained on (`eval.json` has everything).",
+        f"Judge: `{metrics.get('judge', 'n/a')}`. Each score beside what answering at random gets "
+        "(`eval.json` has every split, prompt type and baseline).",
         "",
-        "| metric | value |",
-        "|---|---|",
-        f"| pass rate | {_fmt(metrics.get('pass_rate'))} |",
-        f"| pass / fail / unparsed / error | {questions.get('pass', 0)} / {questions.get('fail', 0)} / "
-        f"{questions.get('unparsed', 0)} / {questions.get('error', 0)} |",
-        f"| validation loss (perplexity) | {_fmt(metrics.get('val_loss'))} ({_fmt(metrics.get('val_ppl'), 1)}) |",
-        f"| contrastive accuracy, correct option first / second (gap) | {_fmt(bias.get('first_accuracy'))} / "
-        f"{_fmt(bias.get('second_accuracy'))} ({_fmt(bias.get('gap'))}) |",
+        "| score | value | chance |",
+        "|---|---|---|",
+        *(f"| {row['score']} | {_fmt(row['value'])} | {_fmt(row['chance'])} |" for row in key_scores(metrics)),
+        f"| validation loss (perplexity) | {_fmt(metrics.get('val_loss'))} ({_fmt(metrics.get('val_ppl'), 1)}) | |",
+        f"| contrastive: correct option first / second (gap) | {_fmt(contrastive.get('first_accuracy'))} / "
+        f"{_fmt(contrastive.get('second_accuracy'))} ({_fmt(contrastive.get('gap'))}) | 0.500 |",
         f"| open prompts: mean answer tokens, share stopped | {_fmt(historian.get('mean_answer_tokens'), 1)}, "
-        f"{_fmt(historian.get('stopped_share'))} |",
+        f"{_fmt(historian.get('stopped_share'))} | |",
+        "",
+        "recall: held-out questions about trained facts; verbatim: trained questions; unseen: articles "
+        "never trained on; exam / xunseen: the hand-written exam on trained / held-out articles "
+        "(ll = option log-likelihood, norm = acc_norm, gen = generated answer).",
         "",
     ]
-    per_type = metrics.get("per_type") or {}
-    if per_type:
-        lines += ["| prompt type | questions | pass rate |", "|---|---|---|"]
-        lines += [f"| {t} | {c.get('total')} | {_fmt(c.get('pass_rate'))} |" for t, c in sorted(per_type.items())]
-        lines.append("")
     return lines
+
+
+def _origin(provenance: dict) -> list[str]:
+    origin = provenance.get("origin") or {}
+    kind = origin.get("kind")
+    if kind == "experiment":
+        made = (
+            f"- made by DVC experiment `{origin.get('name')}` (`{origin.get('ref')}`, commit "
+            f"`{origin.get('commit')}`, run on `{origin.get('baseline')}`)"
+        )
+    elif kind == "commit":
+        made = f"- made by commit `{origin.get('commit')}`" + (f" ({origin['name']})" if origin.get("name") else "")
+    else:
+        made = "- made by no recorded run: no commit or experiment's dvc.lock holds this model"
+    return [made, f"- exact parameters: `params.yaml`, from {provenance.get('params_source', 'n/a')}"]
+
+
+def _rebuild(name: str, provenance: dict) -> list[str]:
+    origin = Origin(**provenance["origin"]) if provenance.get("origin") else NO_ORIGIN
+    return [
+        "```sh",
+        *rebuild_commands(origin, f"models/{name}", (provenance.get("dvc") or {}).get("model_path")),
+        "```",
+        "",
+    ]
 
 
 def model_card(
@@ -51,7 +75,7 @@ def model_card(
 ) -> str:
     git = provenance.get("git", {})
     dirty = {True: " (uncommitted changes)", False: "", None: ""}[git.get("dirty")]
-    dvc = provenance.get("dvc", {})
+    dvc = provenance.get("dvc") or {}
     lines = [
         f"# {name}",
         "",
@@ -86,17 +110,27 @@ def model_card(
         *_evaluation(metrics),
         "## Provenance",
         "",
-        f"- git commit: `{git.get('commit', 'unknown')}`{dirty}",
+        *_origin(provenance),
+        f"- exported at git commit `{git.get('commit', 'unknown')}`{dirty}",
         f"- DVC: `{dvc.get('model_path', 'n/a')}` md5 `{dvc.get('model_md5', 'n/a')}` in dvc.lock"
         + (
             " (eval.json graded a different model)"
             if dvc.get("evaluate_dep_md5") not in (None, dvc.get("model_md5"))
             else ""
+        )
+        + (
+            f"; the folder held `{dvc['workspace_md5']}` when exported"
+            if dvc.get("workspace_md5") not in (None, dvc.get("model_md5"))
+            else ""
         ),
         f"- weights sha256: `{provenance.get('weights_sha256')}`",
-        f"- exported: {provenance.get('created')} from `{provenance.get('source_model')}`",
-        "- exact parameters: `params.yaml`; everything above: `provenance.json`",
+        f"- exported: {provenance.get('created')} from `{provenance.get('source_model')}`"
+        + (f"; DVC artifact `{provenance['artifact']}`" if provenance.get("artifact") else ""),
+        "- everything above: `provenance.json`",
         "",
+        "## Rebuild",
+        "",
+        *_rebuild(name, provenance),
         "## Limitations",
         "",
         "A small model trained on a small corpus: it states wrong names, dates and numbers with "

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import openai
 import torch
-from tqdm import tqdm
 
 from common.cli import setup_logging
 from common.files import read_jsonl, write_json
 from common.params import load_section
+from common.progress import progress
 from evaluation.evaluate import EvaluateParams, build_judge, check_params, grade_all, student_answers
 from evaluation.probe import DEFAULT_BOOST, priorities, weak_spots
 from evaluation.questions import sample_questions
@@ -67,7 +67,7 @@ def server_answers(
     """The answers of the student behind an OpenAI-compatible server, seeded as evaluate seeds them."""
     client = openai.OpenAI(base_url=base_url, api_key=key or "none", max_retries=2, timeout=600)
     rows = []
-    for i, messages in enumerate(tqdm(prompts, desc="answer", unit="answer")):
+    for i, messages in enumerate(progress(prompts, desc="answer", unit="answer")):
         try:
             reply = client.chat.completions.create(
                 model=model,

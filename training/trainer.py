@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from common.devices import pick_device
 from common.files import atomic_write, write_json
+from common.progress import progress
 from common.stores import exclusive
 from dataset.packed_files import DataError, load_packed, packed_width, raw_context_count
 from dataset.tokenizer import Tokenizer
@@ -191,7 +191,7 @@ class Trainer:
             self.accum,
             self.device,
         )
-        bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not self.dist.main)
+        bar = progress(total=stop, initial=step, desc="train", unit="step", disable=not self.dist.main)
         # a run stopped early resumes when the patience is raised (early_stop_patience is cosmetic)
         self.stopped_early = step < self.total_steps and self.best.should_stop(p.early_stop_patience)
         while step < stop and not self.stopped_early:
