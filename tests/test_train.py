@@ -44,7 +44,7 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
     assert train.main(train_args(data, tmp_path)) == 0
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert metrics["step"] == 8 and metrics["grad_accum"] == 2 and metrics["effective_batch_size"] == 8
-    saved = torch.load(tmp_path / "model/model.pt", weights_only=False)
+    saved = torch.load(tmp_path / "model/model.pt", weights_only=True)
     # the first step's loss is ln(vocab) = ln(1200) = 7.09; 8 steps bring it to 6.53 (val 6.57)
     ln_vocab = math.log(saved["config"]["vocab_size"])
     assert losses(tmp_path)[0] == pytest.approx(ln_vocab, abs=0.2)
@@ -251,7 +251,7 @@ def test_the_best_step_on_recall_ships_and_survives_a_resume(data, tmp_path):
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert (metrics["step"], metrics["total_steps"], metrics["stopped_early"]) == (6, 8, True)
     assert (metrics["best_step"], metrics["model_step"]) == (2, 2)
-    assert torch.load(tmp_path / "model/model.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "model/model.pt", weights_only=True)["step"] == 2
     with_params(data, params, lr=0.0, min_lr=0.0, eval_every=2, early_stop_patience=0, checkpoint_every=2,
                 keep_checkpoints=10, select_best=False)  # fmt: skip
     assert train.main(retrain_args(data, tmp_path, params)) == 0
@@ -295,10 +295,10 @@ def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused
     reseeded.write_text(yaml.safe_dump(params, sort_keys=False))
     assert pack.main(["--params", str(reseeded), "--tokens", str(data["tokens"]), "--out", str(other),
                       "--metrics", str(tmp_path / "pack.json")]) == 0  # fmt: skip
-    model = torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]
+    model = torch.load(tmp_path / "model/model.pt", weights_only=True)["model"]
     assert train.main(retrain_args(data, tmp_path, packed=other)) == 0
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
-    assert not torch.equal(torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]["lm_head.weight"],
+    assert not torch.equal(torch.load(tmp_path / "model/model.pt", weights_only=True)["model"]["lm_head.weight"],
                            model["lm_head.weight"])  # fmt: skip
     # --resume-from another run's checkpoint: refused, naming what differs; the flag overrides
     foreign = list_checkpoints(first)[0]

@@ -1,8 +1,9 @@
 """Checkpoints that are written atomically and hold everything an exact resume needs.
 
 A checkpoint is one torch.save'd dict: model and optimizer state, step, epoch, position in
-the epoch's data order, every RNG state, the metric history, the config/params that made
-it, the run identity (training/identity.py) and the best-on-recall state with its weights
+the epoch's data order, every RNG state (as plain ints and tensors, so the file loads with
+torch.load(weights_only=True): a checkpoint is data and can never run code), the metric
+history, the config/params that made it, the run identity (training/identity.py) and the best-on-recall state with its weights
 (training/best.py). It is written to a temp file beside the target and moved into place, so
 a kill -9 mid-write leaves the previous checkpoints untouched; older ones are pruned only
 after the new one is in place. Loading checks the file before trusting it and names what is wrong.
@@ -11,6 +12,7 @@ after the new one is in place. Loading checks the file before trusting it and na
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import re
 import tempfile
@@ -58,11 +60,18 @@ def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load and sanity-check a checkpoint; a truncated or foreign file raises CheckpointError."""
+    """Load and sanity-check a checkpoint; a truncated, foreign or code-carrying file raises
+    CheckpointError. weights_only=True: the unpickler builds tensors and plain containers only,
+    so a crafted step-*.pt (or --resume-from file) cannot run anything."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: code, or a foreign object
+        raise CheckpointError(
+            f"{path}: refused to load: it holds objects other than tensors and plain data "
+            f"(a checkpoint never does; do not trust this file): {str(exc).splitlines()[0]}"
+        ) from exc
     except Exception as exc:  # torch raises RuntimeError/EOFError/UnpicklingError on torn files
         raise CheckpointError(
             f"{path}: unreadable checkpoint (truncated or corrupt?): {type(exc).__name__}: {exc}"
@@ -73,21 +82,27 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
-def capture_rng() -> dict:
+def capture_rng(device: torch.device) -> dict:
+    """Every RNG state as ints and tensors (numpy's key array as a tensor). On CUDA only this
+    rank's device: touching the others would create a context on every GPU of the node."""
+    name, key, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"name": name, "key": torch.from_numpy(key.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "cached_gaussian": cached},
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }  # fmt: skip
 
 
-def restore_rng(rng: dict) -> None:
+def restore_rng(rng: dict, device: torch.device) -> None:
     random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
+    numpy = rng["numpy"]
+    key = numpy["key"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["name"], key, numpy["pos"], numpy["has_gauss"], numpy["cached_gaussian"]))
     torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 def resume_state(folder: Path, explicit: Path | None) -> tuple[Path, dict] | None:

@@ -33,6 +33,7 @@ from training.best import BestTracker
 from training.checkpoint import CheckpointError, capture_rng, restore_rng, resume_state, save_checkpoint
 from training.distributed import probe_batch_size, setup_distributed
 from training.identity import run_identity
+from training.live import open_live
 from training.monitor import render_monitor
 from training.params import TrainParams
 from training.precision import autocast
@@ -123,7 +124,7 @@ class Trainer:
             log.warning("foreign_resume path=%s differs=%s", path, what)
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(state["rng"])
+        restore_rng(state["rng"], self.device)
         self.best = BestTracker.from_state(state.get("best"), state["step"], state["model"])
         log.info(
             "resumed step=%d epoch=%d position=%d from=%s",
@@ -143,7 +144,7 @@ class Trainer:
             "step": step,
             "epoch": cursor.epoch,
             "epoch_position": cursor.position,
-            "rng": capture_rng(),
+            "rng": capture_rng(self.device),
             "history": history,
             "config": self.config.to_dict(),
             "variant": self.params.variant,
@@ -262,9 +263,7 @@ class Trainer:
         and resumed run never shows steps twice."""
         if not self.dist.main:
             return None
-        from dvclive import Live
-
-        live = Live(dir=str(self.args.live), save_dvc_exp=False, dvcyaml=False)
+        live = open_live(self.args.live)
         live.log_params(dataclasses.asdict(self.params))
         for row in history["train"]:
             if row["step"] % self.params.log_every == 0:
