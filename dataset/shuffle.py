@@ -61,6 +61,8 @@ class ShuffleParams:
 def check_params(params: ShuffleParams, where: str) -> None:
     if params.shards < 1 or params.buffer_mb < 1:
         raise ParamsError(f"{where}:shuffle: shards and buffer_mb must be >= 1")
+    if params.seed < 0:  # random.Random takes it, but numpy's generators refuse it mid-run
+        raise ParamsError(f"{where}:shuffle.seed: must be >= 0, got {params.seed}")
 
 
 def read_line_batches(paths: Iterable[Path], chunk_bytes: int = READ_CHUNK) -> Iterator[list[bytes]]:

@@ -69,6 +69,20 @@ def read_index(tokens: Path, split: str) -> list[dict] | None:
     return list(read_jsonl(path))
 
 
+def check_something_to_grade(splits: dict[str, list], exams: dict[str, list], tokens: Path) -> None:
+    """Say so when a split has no questions (its pass_rate is null, not 0.0); refuse to run
+    when nothing at all would be graded instead of reporting a score on 0 questions."""
+    for name, questions in splits.items():
+        if not questions:
+            why = " (encode.val_fraction 0 holds out no article)" if name == "unseen" else ""
+            log.warning("split=%s has no questions%s: its pass_rate is null", name, why)
+    if not any(splits.values()) and not any(exams.values()):
+        raise ValueError(
+            f"{tokens}: no question to grade in any split and no exam item "
+            "(encode.val_fraction 0 and no recall split?): nothing to evaluate"
+        )
+
+
 def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer, dict, dict, GPT, torch.device]:
     """(params, tokenizer, inputs {splits, exams, windows, texts, val_questions}, model, device);
     raises on bad inputs."""
@@ -90,6 +104,7 @@ def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer
     files = exam_files(args.exams) if args.exams else []
     items = read_exam_items((f.name, read_jsonl(f)) for f in files)
     exams = split_exam(items, set(meta["splits"]["val"]["article_titles"]))
+    check_something_to_grade(splits, exams, args.tokens)
     wanted = {q["window"] for qs in splits.values() for q in qs}
     articles = {p["article"] for p in params.open_prompts}
     windows, window_rows = {}, []

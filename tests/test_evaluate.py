@@ -188,6 +188,23 @@ def test_absent_recall_and_train_indexes_are_skipped_with_a_warning(data, tmp_pa
     assert "split=recall skipped" in caplog.text
 
 
+def test_no_held_out_article_says_so_and_nothing_to_grade_is_an_error(data, tmp_path, caplog):
+    tokens = tmp_path / "tokens"
+    shutil.copytree(data["tokens"], tokens)
+    (tokens / "val.records.jsonl").write_text("")  # what encode.val_fraction 0 writes
+    assert run(data, tmp_path, tokens=tokens) == 0
+    unseen = read(tmp_path)[0]["splits"]["unseen"]
+    assert unseen["n"] == 0 and unseen["pass_rate"] is None  # was 0.0 on 0 questions
+    assert "split=unseen has no questions (encode.val_fraction 0 holds out no article)" in caplog.text
+    (tokens / "recall.records.jsonl").unlink()
+    (tokens / "train.records.jsonl").unlink()
+    (tmp_path / "eval.json").unlink()
+    (tmp_path / "no-exams").mkdir()
+    assert run(data, tmp_path, tokens=tokens, exams=tmp_path / "no-exams") == 2
+    assert "no question to grade in any split and no exam item" in caplog.text
+    assert not (tmp_path / "eval.json").exists()
+
+
 def test_rerun_gives_identical_bytes(data, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()

@@ -46,8 +46,6 @@ log = logging.getLogger("train")
 class Trainer:
     def __init__(self, params: TrainParams, args) -> None:
         self.params, self.args = params, args
-        if not (params.batch_size == "auto" or (isinstance(params.batch_size, int) and params.batch_size > 0)):
-            raise ValueError(f"train.batch_size: expected a positive int or 'auto', got {params.batch_size!r}")
         self.dist = setup_distributed("cuda" if params.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.device = pick_device(params.device, "train.device", self.dist.local_rank)
         torch.manual_seed(params.seed)
