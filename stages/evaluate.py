@@ -47,7 +47,7 @@ from common.cli import setup_logging
 from common.devices import pick_device
 from common.files import read_jsonl, write_json, write_jsonl
 from common.params import load_section
-from dataset.packed_files import DataError
+from dataset.packed_files import DataError, packed_width
 from dataset.tokenizer import Tokenizer
 from evaluation.evaluate import EvaluateParams, build_judge, check_params
 from evaluation.exam import exam_files, read_exam_items, split_exam
@@ -120,6 +120,12 @@ def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer
         raise ValueError(
             f"{args.model}: vocab_size {config.vocab_size} != the tokenizer's {tokenizer.vocab_size} "
             f"({args.tokenizer}): not the tokenizer this model was trained with"
+        )
+    width = packed_width(args.packed)  # checked now: the val loss comes after every answer is generated
+    if width > config.context_length:
+        raise ValueError(
+            f"{args.packed}: packed {width} tokens wide (pack.context_length), more than the model's "
+            f"context_length {config.context_length} ({args.model}): pack for this model, or pass its own model"
         )
     return params, tokenizer, inputs, model, device
 

@@ -297,6 +297,18 @@ def test_bad_inputs_fail_clearly_and_write_nothing(data, tmp_path, caplog, repla
     assert not (tmp_path / "eval.json").exists() and not (tmp_path / "eval_samples.jsonl").exists()
 
 
+def test_a_model_whose_context_is_below_the_packed_width_is_refused_before_generating(data, tmp_path, caplog):
+    packed = tmp_path / "packed"
+    shutil.copytree(data["packed"], packed)
+    meta = json.loads((packed / "meta.json").read_text())
+    meta["context_length"] = 4096  # the tiny variant's context is 512
+    (packed / "meta.json").write_text(json.dumps(meta))
+    assert run(data, tmp_path, packed=packed) == 2
+    assert "packed 4096 tokens wide (pack.context_length), more than the model's context_length" in caplog.text
+    assert "asked=" not in caplog.text  # refused before any question was asked
+    assert not (tmp_path / "eval.json").exists()
+
+
 def test_records_that_were_not_tokenized_are_an_error(data, tmp_path, caplog):
     other = write_jsonl(
         tmp_path / "other.jsonl", [json.loads(line) for line in data["records"].read_text().splitlines()[:3]]

@@ -127,6 +127,7 @@ def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_pat
 
 @pytest.mark.slow
 def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(data, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     assert train.main(train_args(data, tmp_path)) == 0
     [run_dir] = (tmp_path / "checkpoints").iterdir()
     newest = list_checkpoints(run_dir)[-1]
@@ -136,7 +137,11 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(dat
     assert "--resume-from" in caplog.text and "step-00000004.pt" in caplog.text
     previous = list_checkpoints(run_dir)[0]
     assert load_checkpoint(previous)["step"] == 4
+    leftover = run_dir / ".step-00000008.pt.k1ll3d.tmp"  # a torch.save that kill -9 cut short
+    leftover.write_bytes(b"\0" * 4096)
     assert train.main(train_args(data, tmp_path, "--resume-from", str(previous))) == 0
+    assert not leftover.exists() and "removed_stale_temps=1" in caplog.text
+    assert train.main(train_args(data, tmp_path)) == 0  # the corrupt step 8 is no longer newest
 
 
 @pytest.mark.slow
@@ -162,7 +167,7 @@ def test_bad_params_and_data_are_clear_errors(data, tmp_path, caplog):
     assert "needs CUDA" in caplog.text
     with_params(data, params, max_steps=-1)  # once wrote an untrained model with rc 0
     assert train.main(args) == 2
-    assert "train.max_steps: must be >= 0, got -1" in caplog.text and not (tmp_path / "model").exists()
+    assert "train.max_steps: must be >= 0 (0 = from epochs), got -1" in caplog.text and not (tmp_path / "model").exists()
     assert train.main(train_args({**data, "packed": tmp_path / "nothing"}, tmp_path)) == 2
     assert "no packed training contexts" in caplog.text
 

@@ -11,16 +11,19 @@ after the new one is in place. Loading checks the file before trusting it and na
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common.files import atomic_write
+
+log = logging.getLogger("train")
 CHECKPOINT = re.compile(r"^step-(\d{8})\.pt$")
 REQUIRED_KEYS = ("model", "optimizer", "step", "epoch", "epoch_position", "rng", "history", "config")
 
@@ -42,18 +45,9 @@ def list_checkpoints(folder: Path) -> list[Path]:
 
 def save_checkpoint(folder: Path, step: int, state: dict, keep: int) -> Path:
     """Write atomically, then keep only the newest `keep` checkpoints."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(folder, step)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as handle:
+        torch.save(state, handle)
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink()
     return path
@@ -107,15 +101,33 @@ def restore_rng(rng: dict, device: torch.device) -> None:
 
 def resume_state(folder: Path, explicit: Path | None) -> tuple[Path, dict] | None:
     """The checkpoint to resume from and its state: the explicit one, else the run's newest. A
-    corrupt newest checkpoint is an error (naming the previous good one), never silently skipped."""
+    corrupt newest checkpoint is an error naming the newest earlier one that loads (checked),
+    never silently skipped. Resuming explicitly past unreadable checkpoints sets them aside
+    as `<name>.corrupt`, so the next plain run resumes this run's own newest, not them."""
     if explicit is not None:
-        return explicit, load_checkpoint(explicit)
+        state = load_checkpoint(explicit)
+        for later in list_checkpoints(folder):
+            if int(CHECKPOINT.match(later.name).group(1)) > state["step"] and _unreadable(later):
+                aside = later.with_name(later.name + ".corrupt")
+                os.replace(later, aside)
+                log.warning("set_aside path=%s reason=unreadable (resumed from %s)", aside, explicit)
+        return explicit, state
     checkpoints = list_checkpoints(folder)
     if not checkpoints:
         return None
     try:
         return checkpoints[-1], load_checkpoint(checkpoints[-1])
     except CheckpointError as exc:
-        previous = checkpoints[-2] if len(checkpoints) > 1 else None
-        hint = f"; resume from the previous one with --resume-from {previous}" if previous else ""
+        good = next((p for p in reversed(checkpoints[:-1]) if not _unreadable(p)), None)
+        hint = (
+            f"; the newest good one is {good}: resume with --resume-from {good}" if good else "; no earlier one loads"
+        )
         raise CheckpointError(f"{exc}{hint}") from exc
+
+
+def _unreadable(path: Path) -> bool:
+    try:
+        load_checkpoint(path)
+    except CheckpointError:
+        return True
+    return False

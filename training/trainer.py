@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from common.devices import pick_device
-from common.files import atomic_write, write_json
+from common.files import atomic_write, remove_stale_temps, write_json
 from dataset.packed_files import DataError, load_packed, packed_width
 from dataset.tokenizer import Tokenizer
 from model.gpt import GPT, set_weight_decay
@@ -107,6 +107,10 @@ class Trainer:
     # --- state ---------------------------------------------------------------------------
 
     def _restore(self) -> tuple[int, Cursor, dict]:
+        if self.dist.main:  # the only writer of this run's folder: any temp here is a killed write's
+            removed = remove_stale_temps(self.run_dir)
+            if removed:
+                log.info("removed_stale_temps=%d folder=%s", removed, self.run_dir)
         found = resume_state(self.run_dir, self.args.resume_from)
         if found is None:
             return 0, Cursor(0, 0), {"train": [], "val": [], "judge": []}
