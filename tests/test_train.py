@@ -167,7 +167,9 @@ def test_bad_params_and_data_are_clear_errors(data, tmp_path, caplog):
     assert "needs CUDA" in caplog.text
     with_params(data, params, max_steps=-1)  # once wrote an untrained model with rc 0
     assert train.main(args) == 2
-    assert "train.max_steps: must be >= 0 (0 = from epochs), got -1" in caplog.text and not (tmp_path / "model").exists()
+    assert (
+        "train.max_steps: must be >= 0 (0 = from epochs), got -1" in caplog.text and not (tmp_path / "model").exists()
+    )
     assert train.main(train_args({**data, "packed": tmp_path / "nothing"}, tmp_path)) == 2
     assert "no packed training contexts" in caplog.text
 
