@@ -44,6 +44,7 @@ from common.params import ParamsError, load_section
 from dataset.packed_files import DataError
 from dataset.tokenizer import TokenizerError
 from training.checkpoint import CheckpointError
+from training.distributed import shutdown_distributed
 from training.params import TrainParams
 from training.trainer import Trainer
 
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, DataError, TokenizerError, CheckpointError, ValueError, KeyError) as exc:
         log.error("%s", exc.args[0] if isinstance(exc, KeyError) else exc)
         return 2
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
     live = json.loads((tmp_path / "dvclive/metrics.json").read_text())
     assert live["step"] == 8 and "loss" in live["train"] and "loss" in live["recall"]
     # recall loss next to val loss at every evaluation; the shipped weights are the best step's
-    evals = load_checkpoint(list_checkpoints(run_dir)[-1])["history"]["val"]
+    newest = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert (newest["batch_size"], newest["grad_accum"]) == (4, 2)  # what a batch_size auto resume reuses
+    evals = newest["history"]["val"]
     assert [e["step"] for e in evals] == [4, 8] and all("recall_loss" in e and "val_loss" in e for e in evals)
     best = min(evals, key=lambda e: e["recall_loss"])
     assert (metrics["best_step"], metrics["best_recall_loss"]) == (best["step"], best["recall_loss"])

@@ -35,6 +35,7 @@ class TrainParams:
     seed: int
     device: str  # auto | cpu | cuda
     attention: str  # auto | flash | records | dense
+    flash_deterministic: bool  # flash-attn's deterministic backward: bit-exact resume on a GPU, a little slower
     compile: bool  # torch.compile the model
     vram_headroom_gb: float  # batch_size auto: GPU memory to leave free
     max_auto_batch: int  # batch_size auto: largest batch tried

@@ -31,7 +31,14 @@ from model.variants import load_variant
 from training.batches import Cursor, make_batch
 from training.best import BestTracker
 from training.checkpoint import CheckpointError, capture_rng, restore_rng, resume_state, save_checkpoint
-from training.distributed import probe_batch_size, setup_distributed
+from training.distributed import (
+    agree_batch_size,
+    auto_batch_upper,
+    choose_auto_batch,
+    probe_batch_size,
+    setup_distributed,
+    wrap_model,
+)
 from training.identity import run_identity
 from training.live import open_live
 from training.monitor import render_monitor
@@ -64,7 +71,12 @@ class Trainer:
                 f"pack.context_length={self.width} exceeds the {params.variant} variant's "
                 f"context_length={self.config.context_length}"
             )
-        self.raw_model = GPT(self.config, attention_backend=params.attention).to(self.device)
+        self.raw_model = GPT(
+            self.config, attention_backend=params.attention, deterministic_attention=params.flash_deterministic
+        ).to(self.device)
+        self.identity = run_identity(params, self.config, args.packed, args.tokenizer)
+        self.run_dir = args.checkpoints / self.identity.run_id
+        self.resume = self._load_resume()
         self.batch = self._physical_batch()
         self.accum = accumulation_steps(params.effective_batch_size, self.batch * self.dist.world)
         n_contexts = len(self.train_data["tokens"])
@@ -73,9 +85,7 @@ class Trainer:
         self.optimizer = self.raw_model.configure_optimizer(
             params.weight_decay, params.lr, (params.beta1, params.beta2)
         )
-        self.model = self._wrap(self.raw_model)
-        self.identity = run_identity(params, self.config, args.packed, args.tokenizer)
-        self.run_dir = args.checkpoints / self.identity.run_id
+        self.model = wrap_model(self.raw_model, self.dist.world, self.device, params.compile)
         self.best = BestTracker()
         self.stopped_early = False
         self.title = (
@@ -86,35 +96,37 @@ class Trainer:
         )
 
     def _physical_batch(self) -> int:
-        if self.params.batch_size != "auto":
-            return int(self.params.batch_size)
+        p = self.params
+        if p.batch_size != "auto":
+            return int(p.batch_size)
         if self.device.type != "cuda":
             raise ValueError("train.batch_size: 'auto' probes GPU memory and needs CUDA; set a number on the CPU")
-        batch = probe_batch_size(
-            self.raw_model, self.device, self.width, self.params.vram_headroom_gb, self.params.max_auto_batch
+        upper = auto_batch_upper(p.effective_batch_size, self.dist.world, p.max_auto_batch)
+        batch = choose_auto_batch(
+            lambda cap: probe_batch_size(self.raw_model, self.device, self.width, p.vram_headroom_gb, cap),
+            lambda local: agree_batch_size(local, self.dist.world, self.device),
+            upper,
+            stored=self.resume[1].get("batch_size") if self.resume else None,
         )
-        log.info("auto_batch=%d headroom_gb=%.1f", batch, self.params.vram_headroom_gb)
+        log.info(
+            "auto_batch=%d upper=%d headroom_gb=%.1f resumed=%s", batch, upper, p.vram_headroom_gb, bool(self.resume)
+        )
         return batch
-
-    def _wrap(self, model: GPT):
-        if self.params.compile:
-            model = torch.compile(model)
-        if self.dist.world > 1:
-            ids = [self.dist.local_rank] if self.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        return model
 
     # --- state ---------------------------------------------------------------------------
 
-    def _restore(self) -> tuple[int, Cursor, dict]:
+    def _load_resume(self) -> tuple[Path, dict] | None:
         if self.dist.main:  # the only writer of this run's folder: any temp here is a killed write's
             removed = remove_stale_temps(self.run_dir)
             if removed:
                 log.info("removed_stale_temps=%d folder=%s", removed, self.run_dir)
-        found = resume_state(self.run_dir, self.args.resume_from)
-        if found is None:
+        return resume_state(self.run_dir, self.args.resume_from)
+
+    def _restore(self) -> tuple[int, Cursor, dict]:
+        if self.resume is None:
             return 0, Cursor(0, 0), {"train": [], "val": [], "judge": []}
-        path, state = found
+        path, state = self.resume
+        self.resume = None  # the state (weights, optimizer) is not kept once restored
         differences = self.identity.differences(state.get("identity"))
         if differences:
             what = "; ".join(differences)
@@ -152,6 +164,8 @@ class Trainer:
             "variant": self.params.variant,
             "params": dataclasses.asdict(self.params),
             "total_steps": self.total_steps,
+            "batch_size": self.batch,  # batch_size auto: a resume reuses it instead of probing again
+            "grad_accum": self.accum,
             "title": self.title,
             "identity": self.identity.to_dict(),
             "best": self.best.state(step),
