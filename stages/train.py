@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_section(args.params, "train", TrainParams)
         return Trainer(params, args).run()
-    except (ParamsError, DataError, TokenizerError, CheckpointError, ValueError, KeyError) as exc:
+    except (ParamsError, DataError, TokenizerError, CheckpointError, ValueError, KeyError, MemoryError) as exc:
         log.error("%s", exc.args[0] if isinstance(exc, KeyError) else exc)
         return 2
     finally:

@@ -327,3 +327,15 @@ def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused
     assert train.main(args) == 0
     assert "foreign_resume" in caplog.text and "resumed step=4" in caplog.text
     assert json.loads((tmp_path / "b" / "train.json").read_text())["step"] == 8
+
+
+def test_an_auto_batch_that_fits_nowhere_is_a_clear_error_not_a_traceback(data, tmp_path, caplog, monkeypatch):
+    class NoRoom:
+        def __init__(self, params, args):
+            raise MemoryError(
+                "train.batch_size auto: even a batch of 1 does not fit the memory left after the headroom"
+            )
+
+    monkeypatch.setattr(train, "Trainer", NoRoom)
+    assert train.main(train_args(data, tmp_path)) == 2
+    assert "even a batch of 1 does not fit" in caplog.text
