@@ -141,7 +141,7 @@ REFUSED = [
     ("train", "checkpoint_every", 0, check_train, "train.checkpoint_every: must be >= 1"),
     ("train", "log_every", 0, check_train, "train.log_every: must be >= 1"),
     ("train", "monitor_every", 0, check_train, "train.monitor_every: must be >= 1"),
-    ("train", "lr", -0.001, check_train, "train.lr: must be > 0"),
+    ("train", "lr", -0.001, check_train, "train.lr: must be >= 0"),
     ("train", "min_lr", 1.0, check_train, "train.min_lr: must be in [0, lr]"),
     ("train", "beta1", 1.0, check_train, "train.beta1: must be in [0, 1)"),
     ("train", "beta2", -0.1, check_train, "train.beta2: must be in [0, 1)"),

@@ -57,7 +57,7 @@ class TrainParams:
             ("max_steps", self.max_steps >= 0, "must be >= 0 (0 = from epochs)"),
             ("batch_size", batch == "auto" or (isinstance(batch, int) and batch >= 1), "must be >= 1 or auto"),
             ("effective_batch_size", self.effective_batch_size >= 1, "must be >= 1"),
-            ("lr", self.lr > 0, "must be > 0"),
+            ("lr", self.lr >= 0, "must be >= 0 (0 freezes the weights)"),
             ("min_lr", 0 <= self.min_lr <= self.lr, "must be in [0, lr]"),
             ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
