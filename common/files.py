@@ -2,20 +2,28 @@
 
 A final output is never appended to or half-written: data goes to a temp file in the same
 folder and is moved into place with os.replace, which is atomic on POSIX. A killed process
-leaves either the old file or the new one, never a torn one.
+leaves either the old file or the new one, never a torn one. What a killed write leaves
+behind (a `.<name>.<random>.tmp` file, a `<folder>.tmp/` or `<folder>.old/`) is cleaned by the
+next run: `remove_stale_temps` for files, `atomic_dir` itself for folders.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+TEMP_FILE = re.compile(r"^\..+\.tmp$")  # atomic_write's temp names: .<name>.<random>.tmp
 
 
 class JsonlError(ValueError):
@@ -41,16 +49,65 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
         raise
 
 
+def remove_stale_temps(folder: str | Path, older_than_seconds: float = 0.0) -> int:
+    """Delete atomic_write temp files under `folder` (recursively) that a killed write left,
+    untouched for `older_than_seconds` (a positive age spares a writer that shares the folder
+    and is still running); returns how many went."""
+    removed, cutoff = 0, time.time() - older_than_seconds
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            if TEMP_FILE.match(name):
+                with contextlib.suppress(FileNotFoundError):  # its writer finished meanwhile
+                    if os.stat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Build a folder as `<path>.tmp/` and rename it to `path` when the block succeeds."""
+    """Build a folder as `<path>.tmp/` and swap it in for `path` when the block succeeds.
+
+    A reader finds the old folder or the new one at every instant: on Linux the two are
+    exchanged in one renameat2(RENAME_EXCHANGE); elsewhere the old one is first renamed to
+    `<path>.old/`, and a kill between the two renames is undone by the next call (`.old` back
+    in place). Leftovers of a killed build (`.tmp`, `.old`) are removed by the next call.
+    """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
+    if old.exists():
+        if path.exists():
+            shutil.rmtree(old)  # killed after the swap: the new folder is in place
+        else:
+            os.replace(old, path)  # killed between the renames: the old folder comes back
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     yield tmp
-    shutil.rmtree(path, ignore_errors=True)
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    if _exchange(tmp, path):
+        shutil.rmtree(tmp)  # now the old folder
+        return
+    os.replace(path, old)
     os.replace(tmp, path)
+    shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the C
+    library or the filesystem cannot, so the caller falls back to two renames."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def dumps_record(record: Any) -> str:

@@ -2,7 +2,10 @@
 
 Every stage reads exactly one section (plus, rarely, a named key of another). A missing key,
 an unknown (e.g. misspelled) key or a value of the wrong type raises ParamsError naming the
-key and the file, so `dvc exp run -S train.lrr=1e-3` fails before any work starts.
+key and the file, so `dvc exp run -S train.lrr=1e-3` fails before any work starts. Values
+the types cannot check (a negative step count, a stride past the window) are refused by the
+dataclass's own __post_init__ with `refuse_invalid`, so every loader of a section checks them.
+A key given twice in one mapping is refused too (YAML would silently keep the last one).
 """
 
 from __future__ import annotations
@@ -22,12 +25,30 @@ class ParamsError(ValueError):
     """A params.yaml section does not match the dataclass a stage expects."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ParamsError(
+                    f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                    f"(first at line {seen[key].start_mark.line + 1}): which one is meant?"
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_params(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -79,7 +100,18 @@ def section_from_mapping(raw: Any, cls: type[T], where: str) -> T:
         if not _type_ok(value, hints[name]):
             raise ParamsError(f"{where}.{name}: expected {_type_name(hints[name])}, got {value!r}")
         values[name] = tuple(value) if isinstance(value, list) else value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ParamsError as exc:  # from the dataclass's __post_init__: "key: why, got value"
+        raise ParamsError(f"{where}.{exc}") from None
+
+
+def refuse_invalid(params: Any, checks: list[tuple[str, bool, str]]) -> None:
+    """Raise ParamsError for the first failed check `(key, ok, what a valid value is)`, naming
+    the key and its value; called from a params dataclass's __post_init__."""
+    for key, ok, expected in checks:
+        if not ok:
+            raise ParamsError(f"{key}: {expected}, got {getattr(params, key)!r}")
 
 
 def load_section(path: str | Path, section: str, cls: type[T]) -> T:

@@ -15,11 +15,23 @@ from corpus.mediawiki import fetch_titles
 from corpus.wiki_dump import read_dump
 
 SOURCES = ("sample", "api", "dump")
+MAX_TITLES_PER_QUERY = 50  # the API refuses more titles per request (500 with the apihighlimits right)
 
 
 def check_params(params: DownloadParams, where: str) -> None:
     if params.source not in SOURCES:
         raise ParamsError(f"{where}:download.source: {params.source!r} is not one of {', '.join(SOURCES)}")
+    checks = [
+        ("batch_size", 1 <= params.batch_size <= MAX_TITLES_PER_QUERY, f"must be in 1..{MAX_TITLES_PER_QUERY}"),
+        ("max_retries", params.max_retries >= 0, "must be >= 0"),
+        ("backoff_seconds", params.backoff_seconds >= 0, "must be >= 0"),
+        ("max_backoff_seconds", params.max_backoff_seconds >= params.backoff_seconds, "must be >= backoff_seconds"),
+        ("timeout_seconds", params.timeout_seconds > 0, "must be > 0"),
+        ("min_interval_seconds", params.min_interval_seconds >= 0, "must be >= 0"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            raise ParamsError(f"{where}:download.{key}: {expected}, got {getattr(params, key)!r}")
 
 
 def download(

@@ -26,6 +26,11 @@ class WindowParams:
 def check_params(params: WindowParams, where: str) -> None:
     if params.size < 1 or not params.stride >= 1:
         raise ParamsError(f"{where}:window: size and stride must be >= 1")
+    if params.stride > params.size:  # windows would skip the sentences between them, uncounted
+        raise ParamsError(
+            f"{where}:window.stride: {params.stride} is more than window.size {params.size}: "
+            f"the {params.stride - params.size} sentences between two windows would never be seen"
+        )
 
 
 def article_sentences(article: dict) -> list[tuple[str, str]]:

@@ -64,6 +64,8 @@ class ShuffleParams:
 def check_params(params: ShuffleParams, where: str) -> None:
     if params.shards < 1 or params.buffer_mb < 1:
         raise ParamsError(f"{where}:shuffle: shards and buffer_mb must be >= 1")
+    if params.seed < 0:  # random.Random takes it, but numpy's generators refuse it mid-run
+        raise ParamsError(f"{where}:shuffle.seed: must be >= 0, got {params.seed}")
     if params.mode not in ("records", "chunks"):
         raise ParamsError(f"{where}:shuffle.mode: must be records or chunks, got {params.mode!r}")
     if params.chunk_records < 1:

@@ -354,7 +354,8 @@ def _listed(values: Iterable[int | Decimal]) -> str:
 
 def summarise(verdicts: Iterable[Verdict]) -> dict:
     """Counts per verdict, per deciding check and per error reason; pass_rate = PASS / total, so
-    unparsed and failed gradings count as not passed."""
+    unparsed and failed gradings count as not passed; None when nothing was graded (a rate of
+    0.0 on 0 questions would read as a model that knows nothing)."""
     verdicts = list(verdicts)
     counts = Counter(v.verdict for v in verdicts)
     checks = Counter(v.details["check"] for v in verdicts if "check" in v.details)
@@ -362,7 +363,7 @@ def summarise(verdicts: Iterable[Verdict]) -> dict:
     return {
         "total": len(verdicts),
         **{name.lower(): counts.get(name, 0) for name in VERDICTS},
-        "pass_rate": counts.get("PASS", 0) / len(verdicts) if verdicts else 0.0,
+        "pass_rate": counts.get("PASS", 0) / len(verdicts) if verdicts else None,
         "checks": dict(sorted(checks.items())),
         "error_reasons": dict(sorted(reasons.items())),
     }

@@ -101,7 +101,7 @@ def _rate(part: int, whole: int) -> float | None:
 def _counts(verdicts: list[Verdict]) -> dict:
     summary = summarise(verdicts)
     return {k: summary[k] for k in ("total", "pass", "fail", "unparsed", "error")} | {
-        "pass_rate": round(summary["pass_rate"], 6)
+        "pass_rate": _rate(summary["pass"], summary["total"])
     }
 
 
@@ -143,7 +143,7 @@ def summarise_eval(questions: Sequence[dict], answers: Sequence[dict], verdicts:
         by_type[q["type"]].append(v)
         by_kind[q["kind"]].append(v)
     return {
-        "pass_rate": round(overall["pass_rate"], 6),
+        "pass_rate": _rate(overall["pass"], overall["total"]),
         "questions": _counts(list(verdicts)) | {"checks": overall["checks"], "error_reasons": overall["error_reasons"]},
         "per_type": {t: _counts(vs) for t, vs in sorted(by_type.items())},
         "per_kind": {k: _counts(vs) for k, vs in sorted(by_kind.items())},

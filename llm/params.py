@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.params import ParamsError
+from common.params import refuse_invalid
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16")
@@ -54,6 +54,4 @@ class TransformersParams:
             ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
             ("dtype", self.dtype == "auto" or self.dtype in DTYPES, f"must be auto or one of {', '.join(DTYPES)}"),
         ]
-        for key, ok, why in checks:
-            if not ok:
-                raise ParamsError(f"transformers.{key}: {why}, got {getattr(self, key)!r}")
+        refuse_invalid(self, checks)

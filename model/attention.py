@@ -71,10 +71,13 @@ class RecordPlan:
     lengths: tuple[int, ...]  # (R,) record lengths as Python ints: the records backend loops over them
     max_seqlen: int  # the longest record, which flash-attn sizes its work by
     dense_mask: Tensor | None = None  # (N, N) bool, True = may attend; dense backend only
+    deterministic: bool = False  # flash: a deterministic backward (its default is not; see attend)
 
 
 @torch.compiler.disable  # reads tensor values into Python ints: keep it out of compiled graphs
-def plan_records(cu_seqlens: Tensor, total: int, backend: str, device: torch.device | str | None = None) -> RecordPlan:
+def plan_records(
+    cu_seqlens: Tensor, total: int, backend: str, device: torch.device | str | None = None, deterministic: bool = False
+) -> RecordPlan:
     """Check cu_seqlens against the N=`total` tokens and precompute what `backend` needs."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; known: {', '.join(BACKENDS)}")
@@ -92,18 +95,21 @@ def plan_records(cu_seqlens: Tensor, total: int, backend: str, device: torch.dev
             torch.arange(len(lengths), device=device), torch.tensor(lengths, device=device)
         )
         dense_mask = (record[:, None] == record[None, :]).tril()  # same record and not in the future
-    return RecordPlan(backend, cu_seqlens, lengths, max(lengths), dense_mask)
+    return RecordPlan(backend, cu_seqlens, lengths, max(lengths), dense_mask, deterministic)
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, plan: RecordPlan) -> Tensor:
     """Causal attention within each record of `plan`: q, k, v (N, nh, hs) -> (N, nh, hs).
 
-    The softmax scale is 1/sqrt(hs), as in GPT-2.
+    The softmax scale is 1/sqrt(hs), as in GPT-2. flash-attn's backward accumulates dq with
+    atomic adds in no fixed order, so two runs differ in the last bits unless `deterministic`
+    (its docs: slightly slower, more memory); the records and dense backends are exact anyway.
     """
     if plan.backend == "flash":
         return flash_attn_varlen_func(
-            q, k, v, plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen, causal=True
-        )
+            q, k, v, plan.cu_seqlens, plan.cu_seqlens, plan.max_seqlen, plan.max_seqlen, causal=True,
+            deterministic=plan.deterministic,
+        )  # fmt: skip
     if plan.backend == "records":
         return records_attention(q, k, v, plan.lengths)
     return dense_attention(q, k, v, plan.dense_mask)

@@ -91,10 +91,13 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """The language model. `attention_backend`: "auto" | "flash" | "records" | "dense" (model/attention.py)."""
 
-    def __init__(self, config: GPTConfig, attention_backend: str = "auto") -> None:
+    def __init__(
+        self, config: GPTConfig, attention_backend: str = "auto", deterministic_attention: bool = False
+    ) -> None:
         super().__init__()
         self.config = config
         self.attention_backend = attention_backend  # a runtime choice, so not part of the config
+        self.deterministic_attention = deterministic_attention  # flash's backward bit-exact (slower)
         self.transformer = nn.ModuleDict(
             {
                 "wte": nn.Embedding(config.vocab_size, config.n_embd),
@@ -167,7 +170,7 @@ class GPT(nn.Module):
             )
         if positions is None:
             positions = positions_from_cu_seqlens(cu_seqlens.to(device), b * t).view(b, t)
-        plan = plan_records(cu_seqlens, b * t, self._backend(device), device)
+        plan = plan_records(cu_seqlens, b * t, self._backend(device), device, self.deterministic_attention)
 
         x = self.transformer.wte(idx) + self.transformer.wpe(positions)  # (B, T, C)
         for block in self.transformer.h:

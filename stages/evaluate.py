@@ -49,7 +49,7 @@ from common.cli import setup_logging
 from common.devices import pick_device
 from common.files import read_jsonl, write_json, write_jsonl
 from common.params import load_section
-from dataset.packed_files import DataError
+from dataset.packed_files import DataError, packed_width
 from dataset.tokenizer import Tokenizer
 from evaluation.evaluate import EvaluateParams, build_judge, check_params
 from evaluation.exam import exam_files, read_exam_items, split_exam
@@ -70,6 +70,20 @@ def read_index(tokens: Path, split: str) -> list[dict] | None:
         log.warning("split=%s skipped: %s not found", {"val": "unseen", "train": "verbatim"}.get(split, split), path)
         return None
     return list(read_jsonl(path))
+
+
+def check_something_to_grade(splits: dict[str, list], exams: dict[str, list], tokens: Path) -> None:
+    """Say so when a split has no questions (its pass_rate is null, not 0.0); refuse to run
+    when nothing at all would be graded instead of reporting a score on 0 questions."""
+    for name, questions in splits.items():
+        if not questions:
+            why = " (encode.val_fraction 0 holds out no article)" if name == "unseen" else ""
+            log.warning("split=%s has no questions%s: its pass_rate is null", name, why)
+    if not any(splits.values()) and not any(exams.values()):
+        raise ValueError(
+            f"{tokens}: no question to grade in any split and no exam item "
+            "(encode.val_fraction 0 and no recall split?): nothing to evaluate"
+        )
 
 
 def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer, dict, dict, GPT, torch.device]:
@@ -93,6 +107,7 @@ def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer
     files = exam_files(args.exams) if args.exams else []
     items = read_exam_items((f.name, read_jsonl(f)) for f in files)
     exams = split_exam(items, set(meta["splits"]["val"]["article_titles"]))
+    check_something_to_grade(splits, exams, args.tokens)
     wanted = {q["window"] for qs in splits.values() for q in qs}
     articles = {p["article"] for p in params.open_prompts}
     windows, window_rows = {}, []
@@ -108,6 +123,12 @@ def load_everything(args: argparse.Namespace) -> tuple[EvaluateParams, Tokenizer
         raise ValueError(
             f"{args.model}: vocab_size {config.vocab_size} != the tokenizer's {tokenizer.vocab_size} "
             f"({args.tokenizer}): not the tokenizer this model was trained with"
+        )
+    width = packed_width(args.packed)  # checked now: the val loss comes after every answer is generated
+    if width > config.context_length:
+        raise ValueError(
+            f"{args.packed}: packed {width} tokens wide (pack.context_length), more than the model's "
+            f"context_length {config.context_length} ({args.model}): pack for this model, or pass its own model"
         )
     return params, tokenizer, inputs, model, device
 

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     store = WorkStore(params.store_url or str(shared_path(args.store)))
+    if removed := store.remove_stale_temps():
+        log.info("removed_stale_temps=%d store=%s", removed, store.url)
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
     items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)

@@ -45,6 +45,7 @@ from common.stores import StoreBusyError, shared_path
 from dataset.packed_files import DataError
 from dataset.tokenizer import TokenizerError
 from training.checkpoint import CheckpointError
+from training.distributed import shutdown_distributed
 from training.params import TrainParams
 from training.trainer import Trainer
 
@@ -74,9 +75,20 @@ def main(argv: list[str] | None = None) -> int:
         params = load_section(args.params, "train", TrainParams)
         args.checkpoints = shared_path(args.checkpoints)  # shared by every experiment copy
         return Trainer(params, args).run()
-    except (ParamsError, DataError, TokenizerError, CheckpointError, StoreBusyError, ValueError, KeyError) as exc:
+    except (
+        ParamsError,
+        DataError,
+        TokenizerError,
+        CheckpointError,
+        StoreBusyError,
+        ValueError,
+        KeyError,
+        MemoryError,
+    ) as exc:
         log.error("%s", exc.args[0] if isinstance(exc, KeyError) else exc)
         return 2
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

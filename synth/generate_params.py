@@ -36,5 +36,8 @@ def check_params(params: GenerateParams, where: str) -> None:
         raise ParamsError(f"{where}.mode: {params.mode!r} is not single or chain")
     if params.executor not in ("local", "dask"):
         raise ParamsError(f"{where}.executor: {params.executor!r} is not local or dask")
+    for name, weight in params.weights.items():
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+            raise ParamsError(f"{where}.weights.{name}: expected a number >= 0 (0 pauses the type), got {weight!r}")
     if params.executor == "dask" and not params.scheduler_address:
         raise ParamsError(f"{where}.scheduler_address: executor dask needs tcp://host:port")

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from common.files import atomic_write
+from common.files import atomic_write, remove_stale_temps
 
 DONE, FAILED = "done", "failed"
+STALE_TEMP_SECONDS = 600.0  # an item's file is written in milliseconds: older temps are dead
 
 
 class WorkStore:
@@ -63,6 +64,11 @@ class WorkStore:
         if not self.fs.exists(base):
             return set()
         return {p.rsplit("/", 1)[-1][: -len(".json")] for p in self.fs.find(base) if p.endswith(".json")}
+
+    def remove_stale_temps(self) -> int:
+        """Temp files of writes killed mid-way (local stores; object stores have none). Only
+        ones idle for STALE_TEMP_SECONDS: another run sharing the store may be writing."""
+        return remove_stale_temps(self.root, STALE_TEMP_SECONDS) if self.local else 0
 
     def iter_failed(self) -> Iterator[dict]:
         for key in sorted(self.keys(FAILED)):

@@ -193,6 +193,23 @@ def test_absent_recall_and_train_indexes_are_skipped_with_a_warning(data, tmp_pa
     assert "split=recall skipped" in caplog.text
 
 
+def test_no_held_out_article_says_so_and_nothing_to_grade_is_an_error(data, tmp_path, caplog):
+    tokens = tmp_path / "tokens"
+    shutil.copytree(data["tokens"], tokens)
+    (tokens / "val.records.jsonl").write_text("")  # what encode.val_fraction 0 writes
+    assert run(data, tmp_path, tokens=tokens) == 0
+    unseen = read(tmp_path)[0]["splits"]["unseen"]
+    assert unseen["n"] == 0 and unseen["pass_rate"] is None  # was 0.0 on 0 questions
+    assert "split=unseen has no questions (encode.val_fraction 0 holds out no article)" in caplog.text
+    (tokens / "recall.records.jsonl").unlink()
+    (tokens / "train.records.jsonl").unlink()
+    (tmp_path / "eval.json").unlink()
+    (tmp_path / "no-exams").mkdir()
+    assert run(data, tmp_path, tokens=tokens, exams=tmp_path / "no-exams") == 2
+    assert "no question to grade in any split and no exam item" in caplog.text
+    assert not (tmp_path / "eval.json").exists()
+
+
 def test_rerun_gives_identical_bytes(data, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
@@ -283,6 +300,18 @@ def test_bad_inputs_fail_clearly_and_write_nothing(data, tmp_path, caplog, repla
     assert run(data, tmp_path, overrides, **{k: tmp_path / v for k, v in replace.items()}) == 2
     assert message in caplog.text
     assert not (tmp_path / "eval.json").exists() and not (tmp_path / "eval_samples.jsonl").exists()
+
+
+def test_a_model_whose_context_is_below_the_packed_width_is_refused_before_generating(data, tmp_path, caplog):
+    packed = tmp_path / "packed"
+    shutil.copytree(data["packed"], packed)
+    meta = json.loads((packed / "meta.json").read_text())
+    meta["context_length"] = 4096  # the tiny variant's context is 512
+    (packed / "meta.json").write_text(json.dumps(meta))
+    assert run(data, tmp_path, packed=packed) == 2
+    assert "packed 4096 tokens wide (pack.context_length), more than the model's context_length" in caplog.text
+    assert "asked=" not in caplog.text  # refused before any question was asked
+    assert not (tmp_path / "eval.json").exists()
 
 
 def test_records_that_were_not_tokenized_are_an_error(data, tmp_path, caplog):

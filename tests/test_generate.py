@@ -10,7 +10,7 @@ import pytest
 from stages import generate
 from synth.generate import plan_items, select_types
 from synth.prompt_types import load_registry
-from synth.work_store import DONE, FAILED, WorkStore
+from synth.work_store import DONE, FAILED, STALE_TEMP_SECONDS, WorkStore
 from tests.conftest import ROOT, write_params
 from tests.generate_fakes import EchoBackend
 
@@ -165,6 +165,20 @@ def test_unknown_type_or_backend_is_a_clear_error(tmp_path, caplog):
     params = setup(tmp_path, registry("alpha"), backend="gpt-9")
     assert run(tmp_path, params)[0] == 2
     assert "unknown backend 'gpt-9'" in caplog.text
+
+
+def test_temp_files_of_killed_writes_are_cleaned_by_the_next_run(tmp_path):
+    params = setup(tmp_path, registry("alpha", "beta"))
+    assert run(tmp_path, params)[0] == 0
+    [item] = sorted((tmp_path / "store" / DONE).glob("*/*.json"))[:1]
+    stale = item.with_name(f".{item.name}.k1ll3d.tmp")  # atomic_write's temp, its writer killed
+    live = item.with_name(f".{item.name}.wr1t1ng.tmp")  # another run sharing the store, mid-write
+    stale.write_text("{")
+    live.write_text("{")
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    assert run(tmp_path, params)[0] == 0
+    assert not stale.exists() and live.exists()
 
 
 @pytest.mark.slow

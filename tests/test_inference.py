@@ -219,7 +219,7 @@ def test_load_a_training_checkpoint(tmp_path):
     original = tiny_gpt()
     optimizer = original.configure_optimizer(weight_decay=0.1, lr=1e-3)
     state = {"model": original.state_dict(), "optimizer": optimizer.state_dict(), "step": 3, "epoch": 0,
-             "epoch_position": 3, "rng": capture_rng(), "history": {"train": [], "val": []},
+             "epoch_position": 3, "rng": capture_rng(torch.device("cpu")), "history": {"train": [], "val": []},
              "config": original.config.to_dict(), "variant": "test", "params": {}}  # fmt: skip
     path = save_checkpoint(tmp_path / "run", 3, state, keep=2)  # numpy RNG states inside, as the trainer's
     assert_same_model(load_model(path)[0], original)

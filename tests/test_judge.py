@@ -292,7 +292,7 @@ def test_summarise_counts_unparsed_and_errors_as_not_passed(server, judge):
     }
     assert summary["error_reasons"] == {"http_500": 1}
     assert summary["checks"] == {"years": 1}
-    assert summarise([])["pass_rate"] == 0.0
+    assert summarise([])["pass_rate"] is None  # nothing graded is not a rate of 0
 
 
 def test_make_judge():

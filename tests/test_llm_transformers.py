@@ -24,7 +24,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # 
 from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: E402
 
 from common.devices import ModelLoadError  # noqa: E402
-from common.params import ParamsError  # noqa: E402
+from common.params import ParamsError, section_from_mapping  # noqa: E402
 from llm.base import LLMError  # noqa: E402
 from llm.params import TransformersParams  # noqa: E402
 from llm.transformers_backend import TransformersChat  # noqa: E402
@@ -268,8 +268,9 @@ def test_tokenizer_without_chat_template_is_refused(model_dir, tmp_path):
     ],
 )
 def test_bad_params_fail_with_the_key_name(model_dir, field, value):
-    with pytest.raises(ParamsError, match=f"transformers.{field}"):
-        make_params(model_dir, **{field: value})
+    raw = dataclasses.asdict(make_params(model_dir)) | {field: value}
+    with pytest.raises(ParamsError, match=rf"^params\.yaml:generate\.transformers\.{field}: "):
+        section_from_mapping(raw, TransformersParams, "params.yaml:generate.transformers")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; compares CPU and GPU greedy replies")

@@ -51,7 +51,7 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
     assert train.main(train_args(data, tmp_path)) == 0
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert metrics["step"] == 8 and metrics["grad_accum"] == 2 and metrics["effective_batch_size"] == 8
-    saved = torch.load(tmp_path / "model/model.pt", weights_only=False)
+    saved = torch.load(tmp_path / "model/model.pt", weights_only=True)
     # the first step's loss is ln(vocab) = ln(1200) = 7.09; 8 steps bring it to 6.53 (val 6.57)
     ln_vocab = math.log(saved["config"]["vocab_size"])
     assert losses(tmp_path)[0] == pytest.approx(ln_vocab, abs=0.2)
@@ -64,7 +64,9 @@ def test_train_smoke_writes_model_checkpoints_metrics_monitor_and_dvclive(data, 
     live = json.loads((tmp_path / "dvclive/metrics.json").read_text())
     assert live["step"] == 8 and "loss" in live["train"] and "loss" in live["recall"]
     # recall loss next to val loss at every evaluation; the shipped weights are the best step's
-    evals = load_checkpoint(list_checkpoints(run_dir)[-1])["history"]["val"]
+    newest = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert (newest["batch_size"], newest["grad_accum"]) == (4, 2)  # what a batch_size auto resume reuses
+    evals = newest["history"]["val"]
     assert [e["step"] for e in evals] == [4, 8] and all("recall_loss" in e and "val_loss" in e for e in evals)
     best = min(evals, key=lambda e: e["recall_loss"])
     assert (metrics["best_step"], metrics["best_recall_loss"]) == (best["step"], best["recall_loss"])
@@ -134,6 +136,7 @@ def test_kill_9_and_resume_gives_the_same_losses_as_a_straight_run(data, tmp_pat
 
 @pytest.mark.slow
 def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(data, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     assert train.main(train_args(data, tmp_path)) == 0
     [run_dir] = (tmp_path / "checkpoints").iterdir()
     newest = list_checkpoints(run_dir)[-1]
@@ -143,7 +146,11 @@ def test_a_corrupt_checkpoint_is_a_clear_error_and_the_previous_one_survives(dat
     assert "--resume-from" in caplog.text and "step-00000004.pt" in caplog.text
     previous = list_checkpoints(run_dir)[0]
     assert load_checkpoint(previous)["step"] == 4
+    leftover = run_dir / ".step-00000008.pt.k1ll3d.tmp"  # a torch.save that kill -9 cut short
+    leftover.write_bytes(b"\0" * 4096)
     assert train.main(train_args(data, tmp_path, "--resume-from", str(previous))) == 0
+    assert not leftover.exists() and "removed_stale_temps=1" in caplog.text
+    assert train.main(train_args(data, tmp_path)) == 0  # the corrupt step 8 is no longer newest
 
 
 @pytest.mark.slow
@@ -167,6 +174,11 @@ def test_bad_params_and_data_are_clear_errors(data, tmp_path, caplog):
     with_params(data, params, batch_size="auto")
     assert train.main(args) == 2
     assert "needs CUDA" in caplog.text
+    with_params(data, params, max_steps=-1)  # once wrote an untrained model with rc 0
+    assert train.main(args) == 2
+    assert (
+        "train.max_steps: must be >= 0 (0 = from epochs), got -1" in caplog.text and not (tmp_path / "model").exists()
+    )
     assert train.main(train_args({**data, "packed": tmp_path / "nothing"}, tmp_path)) == 2
     assert "no packed training contexts" in caplog.text
 
@@ -258,7 +270,7 @@ def test_the_best_step_on_recall_ships_and_survives_a_resume(data, tmp_path):
     metrics = json.loads((tmp_path / "train.json").read_text())
     assert (metrics["step"], metrics["total_steps"], metrics["stopped_early"]) == (6, 8, True)
     assert (metrics["best_step"], metrics["model_step"]) == (2, 2)
-    assert torch.load(tmp_path / "model/model.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "model/model.pt", weights_only=True)["step"] == 2
     with_params(data, params, lr=0.0, min_lr=0.0, eval_every=2, early_stop_patience=0, checkpoint_every=2,
                 keep_checkpoints=10, select_best=False)  # fmt: skip
     assert train.main(retrain_args(data, tmp_path, params)) == 0
@@ -302,10 +314,10 @@ def test_run_identity_covers_the_packed_data_and_foreign_checkpoints_are_refused
     reseeded.write_text(yaml.safe_dump(params, sort_keys=False))
     assert pack.main(["--params", str(reseeded), "--tokens", str(data["tokens"]), "--out", str(other),
                       "--metrics", str(tmp_path / "pack.json")]) == 0  # fmt: skip
-    model = torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]
+    model = torch.load(tmp_path / "model/model.pt", weights_only=True)["model"]
     assert train.main(retrain_args(data, tmp_path, packed=other)) == 0
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
-    assert not torch.equal(torch.load(tmp_path / "model/model.pt", weights_only=False)["model"]["lm_head.weight"],
+    assert not torch.equal(torch.load(tmp_path / "model/model.pt", weights_only=True)["model"]["lm_head.weight"],
                            model["lm_head.weight"])  # fmt: skip
     # --resume-from another run's checkpoint: refused, naming what differs; the flag overrides
     foreign = list_checkpoints(first)[0]
@@ -414,3 +426,15 @@ def test_pretraining_without_raw_contexts_is_refused_naming_the_keys(data, tmp_p
     assert train.main(args) == 2
     assert "train.pretrain_epochs=1.0" in caplog.text and "pack.separate_raw: true" in caplog.text
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_an_auto_batch_that_fits_nowhere_is_a_clear_error_not_a_traceback(data, tmp_path, caplog, monkeypatch):
+    class NoRoom:
+        def __init__(self, params, args):
+            raise MemoryError(
+                "train.batch_size auto: even a batch of 1 does not fit the memory left after the headroom"
+            )
+
+    monkeypatch.setattr(train, "Trainer", NoRoom)
+    assert train.main(train_args(data, tmp_path)) == 2
+    assert "even a batch of 1 does not fit" in caplog.text

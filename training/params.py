@@ -6,6 +6,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from common.devices import DEVICES
+from common.params import refuse_invalid
+from model.attention import BACKENDS
+
 # Keys that change how often we save, log or draw, which step ships or when to stop, never
 # what a step computes: a run with other values of these resumes the same checkpoints (a
 # run stopped early by a patience of 2 continues exactly as a patience-5 run would have).
@@ -17,7 +21,7 @@ COSMETIC_KEYS = frozenset(
 # Keys added after runs existed, with the value that reproduces those runs: at that value they are
 # left out of the run identity and of what model.pt records, so a default run keeps its identity
 # (its checkpoints resume) and its model.pt bytes.
-NEUTRAL_DEFAULTS = {"isolation": True, "pretrain_epochs": 0.0}
+NEUTRAL_DEFAULTS = {"isolation": True, "pretrain_epochs": 0.0, "flash_deterministic": False}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class TrainParams:
     seed: int
     device: str  # auto | cpu | cuda
     attention: str  # auto | flash | records | dense
+    flash_deterministic: bool  # flash-attn's deterministic backward: bit-exact resume on a GPU, a little slower
     compile: bool  # torch.compile the model
     vram_headroom_gb: float  # batch_size auto: GPU memory to leave free
     max_auto_batch: int  # batch_size auto: largest batch tried
@@ -52,6 +57,39 @@ class TrainParams:
     pretrain_epochs: float  # > 0: epochs over the raw contexts (pack.separate_raw) before `epochs` over the rest
     log_every: int  # steps between DVCLive rows
     monitor_every: int  # steps between monitor PNG refreshes
+
+    def __post_init__(self) -> None:
+        # Each of these once trained silently wrong or crashed minutes in (grad_clip < 0 turns
+        # descent into ascent; keep_checkpoints 0 deleted every checkpoint as it was written).
+        batch = self.batch_size
+        refuse_invalid(self, [
+            ("epochs", self.epochs > 0, "must be > 0"),
+            ("max_steps", self.max_steps >= 0, "must be >= 0 (0 = from epochs)"),
+            ("batch_size", batch == "auto" or (isinstance(batch, int) and batch >= 1), "must be >= 1 or auto"),
+            ("effective_batch_size", self.effective_batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr >= 0, "must be >= 0 (0 freezes the weights)"),
+            ("min_lr", 0 <= self.min_lr <= self.lr, "must be in [0, lr]"),
+            ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("weight_decay_late", self.weight_decay_late >= 0, "must be >= 0"),
+            ("wd_switch_epochs", self.wd_switch_epochs >= 0, "must be >= 0"),
+            ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0 = off)"),
+            ("beta1", 0 <= self.beta1 < 1, "must be in [0, 1)"),
+            ("beta2", 0 <= self.beta2 < 1, "must be in [0, 1)"),
+            ("seed", self.seed >= 0, "must be >= 0"),
+            ("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}"),
+            ("attention", self.attention in ("auto", *BACKENDS), f"must be auto or one of {', '.join(BACKENDS)}"),
+            ("vram_headroom_gb", self.vram_headroom_gb >= 0, "must be >= 0"),
+            ("max_auto_batch", self.max_auto_batch >= 1, "must be >= 1"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "must be >= 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "must be >= 1"),
+            ("eval_every", self.eval_every >= 0, "must be >= 0 (0 = only at the end)"),
+            ("max_eval_batches", self.max_eval_batches >= 1, "must be >= 1"),
+            ("early_stop_patience", self.early_stop_patience >= 0, "must be >= 0 (0 = off)"),
+            ("log_every", self.log_every >= 1, "must be >= 1"),
+            ("monitor_every", self.monitor_every >= 1, "must be >= 1"),
+            ("pretrain_epochs", self.pretrain_epochs >= 0, "must be >= 0 (0 = one phase)"),
+        ])  # fmt: skip
 
 
 def recorded_params(params: TrainParams) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from common.devices import pick_device
-from common.files import atomic_write, write_json
+from common.files import atomic_write, remove_stale_temps, write_json
 from common.progress import progress
 from common.stores import exclusive
 from dataset.packed_files import DataError, load_packed, packed_width, raw_context_count
@@ -31,8 +31,16 @@ from model.variants import load_variant
 from training.batches import Cursor, make_batch
 from training.best import BestTracker
 from training.checkpoint import CheckpointError, capture_rng, restore_rng, resume_state, save_checkpoint
-from training.distributed import probe_batch_size, setup_distributed
+from training.distributed import (
+    agree_batch_size,
+    auto_batch_upper,
+    choose_auto_batch,
+    probe_batch_size,
+    setup_distributed,
+    wrap_model,
+)
 from training.identity import run_identity
+from training.live import open_live
 from training.monitor import render_monitor
 from training.params import TrainParams, recorded_params
 from training.precision import autocast
@@ -45,8 +53,6 @@ log = logging.getLogger("train")
 class Trainer:
     def __init__(self, params: TrainParams, args) -> None:
         self.params, self.args = params, args
-        if not (params.batch_size == "auto" or (isinstance(params.batch_size, int) and params.batch_size > 0)):
-            raise ValueError(f"train.batch_size: expected a positive int or 'auto', got {params.batch_size!r}")
         self.dist = setup_distributed("cuda" if params.device != "cpu" and torch.cuda.is_available() else "cpu")
         self.device = pick_device(params.device, "train.device", self.dist.local_rank)
         torch.manual_seed(params.seed)
@@ -65,7 +71,12 @@ class Trainer:
                 f"pack.context_length={self.width} exceeds the {params.variant} variant's "
                 f"context_length={self.config.context_length}"
             )
-        self.raw_model = GPT(self.config, attention_backend=params.attention).to(self.device)
+        self.raw_model = GPT(
+            self.config, attention_backend=params.attention, deterministic_attention=params.flash_deterministic
+        ).to(self.device)
+        self.identity = run_identity(params, self.config, args.packed, args.tokenizer)
+        self.run_dir = args.checkpoints / self.identity.run_id
+        self.resume = resume_state(self.run_dir, self.args.resume_from)
         self.batch = self._physical_batch()
         self.accum = accumulation_steps(params.effective_batch_size, self.batch * self.dist.world)
         per_step = self.batch * self.accum * self.dist.world
@@ -75,9 +86,7 @@ class Trainer:
         self.optimizer = self.raw_model.configure_optimizer(
             params.weight_decay, params.lr, (params.beta1, params.beta2)
         )
-        self.model = self._wrap(self.raw_model)
-        self.identity = run_identity(params, self.config, args.packed, args.tokenizer)
-        self.run_dir = args.checkpoints / self.identity.run_id
+        self.model = wrap_model(self.raw_model, self.dist.world, self.device, params.compile)
         self.best = BestTracker()
         self.stopped_early = False
         self.title = (
@@ -88,23 +97,22 @@ class Trainer:
         )
 
     def _physical_batch(self) -> int:
-        if self.params.batch_size != "auto":
-            return int(self.params.batch_size)
+        p = self.params
+        if p.batch_size != "auto":
+            return int(p.batch_size)
         if self.device.type != "cuda":
             raise ValueError("train.batch_size: 'auto' probes GPU memory and needs CUDA; set a number on the CPU")
-        batch = probe_batch_size(
-            self.raw_model, self.device, self.width, self.params.vram_headroom_gb, self.params.max_auto_batch
+        upper = auto_batch_upper(p.effective_batch_size, self.dist.world, p.max_auto_batch)
+        batch = choose_auto_batch(
+            lambda cap: probe_batch_size(self.raw_model, self.device, self.width, p.vram_headroom_gb, cap),
+            lambda local: agree_batch_size(local, self.dist.world, self.device),
+            upper,
+            stored=self.resume[1].get("batch_size") if self.resume else None,
         )
-        log.info("auto_batch=%d headroom_gb=%.1f", batch, self.params.vram_headroom_gb)
+        log.info(
+            "auto_batch=%d upper=%d headroom_gb=%.1f resumed=%s", batch, upper, p.vram_headroom_gb, bool(self.resume)
+        )
         return batch
-
-    def _wrap(self, model: GPT):
-        if self.params.compile:
-            model = torch.compile(model)
-        if self.dist.world > 1:
-            ids = [self.dist.local_rank] if self.device.type == "cuda" else None
-            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        return model
 
     # --- state ---------------------------------------------------------------------------
 
@@ -112,11 +120,11 @@ class Trainer:
         return "pretrain" if step < self.pretrain_steps else "main"
 
     def _restore(self) -> tuple[int, Cursor, dict]:
-        found = resume_state(self.run_dir, self.args.resume_from)
-        if found is None:
+        if self.resume is None:
             self.phase = self.phase_at(0)
             return 0, Cursor(0, 0), {"train": [], "val": [], "judge": []}
-        path, state = found
+        path, state = self.resume
+        self.resume = None  # the state (weights, optimizer) is not kept once restored
         differences = self.identity.differences(state.get("identity"))
         if differences:
             what = "; ".join(differences)
@@ -128,7 +136,7 @@ class Trainer:
             log.warning("foreign_resume path=%s differs=%s", path, what)
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(state["rng"])
+        restore_rng(state["rng"], self.device)
         self.best = BestTracker.from_state(state.get("best"), state["step"], state["model"])
         self.phase = state.get("phase", "main")  # the cursor below counts epochs of this phase
         log.info(
@@ -151,12 +159,14 @@ class Trainer:
             "epoch": cursor.epoch,
             "epoch_position": cursor.position,
             "phase": self.phase,  # which training phase epoch and epoch_position belong to
-            "rng": capture_rng(),
+            "rng": capture_rng(self.device),
             "history": history,
             "config": self.config.to_dict(),
             "variant": self.params.variant,
             "params": recorded_params(self.params),
             "total_steps": self.total_steps,
+            "batch_size": self.batch,  # batch_size auto: a resume reuses it instead of probing again
+            "grad_accum": self.accum,
             "title": self.title,
             "identity": self.identity.to_dict(),
             "best": self.best.state(step),
@@ -171,6 +181,10 @@ class Trainer:
         # Two queued experiments of one identity would otherwise interleave their checkpoints.
         guard = exclusive(self.run_dir, "this run's checkpoints") if self.dist.main else contextlib.nullcontext()
         with guard:
+            if self.dist.main:  # the folder's only writer now: any temp file here is a killed write's
+                removed = remove_stale_temps(self.run_dir)
+                if removed:
+                    log.info("removed_stale_temps=%d folder=%s", removed, self.run_dir)
             return self._train()
 
     def _train(self) -> int:
@@ -279,9 +293,7 @@ class Trainer:
         and resumed run never shows steps twice."""
         if not self.dist.main:
             return None
-        from dvclive import Live
-
-        live = Live(dir=str(self.args.live), save_dvc_exp=False, dvcyaml=False)
+        live = open_live(self.args.live)
         live.log_params(recorded_params(self.params))
         for row in history["train"]:
             if row["step"] % self.params.log_every == 0:
