@@ -7,18 +7,12 @@ import yaml
 from common.params import ParamsError, load_section
 from corpus import download, windows
 from corpus.articles import DownloadParams
-from corpus.clean import CleanParams
 from corpus.windows import WindowParams
 from dataset import shuffle
-from dataset.encode import EncodeParams
-from dataset.pack import PackParams
 from dataset.shuffle import ShuffleParams
-from dataset.tokenizer_training import TokenizerParams
-from evaluation.evaluate import EvaluateParams
-from quality.filter import FilterParams
+from experiments.recipes import SECTIONS as STAGE_SECTIONS
 from synth import generate_params
 from synth.generate_params import GenerateParams
-from synth.qpt import QptParams
 from tests.conftest import ROOT
 from tools.orchestrate import OrchestrateParams
 from training.params import TrainParams
@@ -66,21 +60,8 @@ def test_bad_params_name_the_key_and_the_file(tmp_path, text, message):
 
 
 # Every section of the shipped params.yaml and the dataclass that reads it.
-SECTIONS = {
-    "download": DownloadParams,
-    "clean": CleanParams,
-    "window": WindowParams,
-    "generate": GenerateParams,
-    "shuffle": ShuffleParams,
-    "pack": PackParams,
-    "tokenizer": TokenizerParams,
-    "encode": EncodeParams,
-    "qpt": QptParams,
-    "filter": FilterParams,
-    "train": TrainParams,
-    "evaluate": EvaluateParams,
-    "orchestrate": OrchestrateParams,
-}
+# Every section a stage loads (the recipes check the same ones) and the orchestrator's.
+SECTIONS = {**STAGE_SECTIONS, "orchestrate": OrchestrateParams}
 
 
 def test_every_section_of_the_shipped_params_loads_into_its_dataclass():

@@ -380,7 +380,7 @@ def test_training_phases_split_the_contexts_and_refuse_pretraining_without_raw_t
     for raw in (None, 0):
         with pytest.raises(ValueError, match="encode.mix.raw > 0 and pack.separate_raw: true"):
             training_phases(two, 100, raw, 16)
-    with pytest.raises(ValueError, match="train.pretrain_epochs: must be >= 0"):
+    with pytest.raises(ValueError, match="pretrain_epochs: must be >= 0"):
         training_phases(dataclasses.replace(params, pretrain_epochs=-1.0), 100, 40, 16)
     cursor = Cursor(0, 0)
     assert sorted(cursor.take(5, 5, seed=1, first=40).tolist()) == [40, 41, 42, 43, 44]
