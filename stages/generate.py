@@ -19,6 +19,10 @@ Examples:
       --out data/generated.jsonl --metrics metrics/generate.json
   # steer a long job: only the next 5,000 items, failed ones retried
   python -m stages.generate ... --limit 5000 --retry-failed
+
+Exit status: 0 done; 2 bad params or input, or a wrong server configuration (the first
+requests all failed with one 4xx: nothing is stored); 1 items left undone because the server
+was unreachable, overloaded or refused the key (a plain rerun runs them), or every item failed.
 """
 
 from __future__ import annotations
@@ -31,11 +35,21 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
+from corpus.windows import check_windows
 from synth.backends import build_backend
-from synth.generate import consolidate, generate_metrics, pending_items, plan_items, run_pending, select_types
+from synth.generate import (
+    GenerateRunError,
+    consolidate,
+    generate_metrics,
+    pending_items,
+    plan_items,
+    run_pending,
+    run_verdict,
+    select_types,
+)
 from synth.generate_params import GenerateParams, check_params
 from synth.prompt_types import RegistryError, load_registry
-from synth.work_store import DONE, FAILED, WorkStore
+from synth.work_store import DONE, WorkStore
 
 log = logging.getLogger("generate")
 
@@ -57,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         check_params(params, f"{args.params}:generate")
         types = select_types(load_registry(args.types), params.types, params.weights)
         windows = list(read_jsonl(args.windows))
+        check_windows(windows, args.windows)
         backend = build_backend(params, windows)
     except (ParamsError, RegistryError, JsonlError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -67,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)
     done = store.keys(DONE)
     retry_failed = params.retry_failed or args.retry_failed
-    pending = pending_items(items, done, set() if retry_failed else store.keys(FAILED), retry_failed, args.limit)
+    pending = pending_items(items, done, {} if retry_failed else store.failed_reasons(), retry_failed, args.limit)
     log.info(
         "items=%d done=%d to_run=%d backend=%s executor=%s",
         len(items),
@@ -76,16 +91,24 @@ def main(argv: list[str] | None = None) -> int:
         backend.name,
         params.executor,
     )
+    verdict = None
     try:
         if pending:
             outcome = run_pending(pending, windows, types, params, backend, store)
             log.info("ran=%d outcome=%s", len(pending), dict(outcome))
+            verdict = run_verdict(outcome)
+    except GenerateRunError as exc:
+        log.error("%s", exc)
+        return 2
     finally:
         backend.close()
     records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, params.samples_per_type)
     write_jsonl(args.out, records)
     write_json(args.metrics, generate_metrics(len(items), records, per_type, stats, backend.name, params.mode))
     log.info("records=%d pending=%d out=%s", len(records), stats["pending"], args.out)
+    if verdict:
+        log.error("%s", verdict)
+        return 1
     return 0
 
 

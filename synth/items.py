@@ -9,7 +9,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from llm.base import ChatBackend, LLMError
+from llm.base import ChatBackend, LLMError, blames_the_item
 from synth.prompt_types import (
     PARSERS,
     Parsed,
@@ -30,6 +30,17 @@ class WorkItem:
     window: int  # index into the windows list
     ptype: int  # index into the selected prompt types
     sample: int = 0  # which of generate.samples_per_type draws of this (window, type)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tag: str  # "ok", "skipped:<reason>" or "failed:<reason>": what the caller counts
+    state: str | None  # the store folder it belongs in (DONE, FAILED); None: not stored
+    payload: dict
+
+    def store(self, store: WorkStore, key: str) -> None:
+        if self.state is not None:
+            store.put(self.state, key, self.payload)
 
 
 class Skip(Exception):
@@ -89,27 +100,28 @@ def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, gener
     }
 
 
-def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str, store: WorkStore) -> str:
-    """Run one item and store its result; returns the outcome tag counted by the caller
-    ("ok", "skipped:<reason>" or "failed:<reason>")."""
+def attempt_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str) -> Outcome:
+    """Run one item; nothing is stored yet (the caller may hold the first results back)."""
     base = {"key": item.key, "window": window["id"], "type": ptype.name, "mode": mode, "generator": backend.name}
     try:
         parsed = ask(backend, ptype, window, mode, item.sample)
     except Skip as exc:
-        store.put(DONE, item.key, base | {"records": [], "skipped": exc.reason})
-        return f"skipped:{exc.reason}"
+        return Outcome(f"skipped:{exc.reason}", DONE, base | {"records": [], "skipped": exc.reason})
     except ParseError as exc:  # rules output that its own parser rejects: a bug, keep it visible
-        store.put(
-            FAILED,
-            item.key,
-            base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()},
-        )
-        return f"failed:parse_{exc.reason}"
+        payload = base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()}
+        return Outcome(f"failed:parse_{exc.reason}", FAILED, payload)
     except LLMError as exc:
-        store.put(
-            FAILED, item.key, base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()}
-        )
-        return f"failed:{exc.reason}"
+        payload = base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()}
+        # A server that was down or refused the key would leave the item failed for good:
+        # not stored, so a plain rerun runs it again.
+        return Outcome(f"failed:{exc.reason}", FAILED if blames_the_item(exc.reason) else None, payload)
     record = make_record(item.key, ptype, window, parsed, backend.name, mode)
-    store.put(DONE, item.key, base | {"records": [record], "skipped": None})
-    return "ok"
+    return Outcome("ok", DONE, base | {"records": [record], "skipped": None})
+
+
+def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str, store: WorkStore) -> str:
+    """Run one item and store its result; returns the outcome tag counted by the caller
+    ("ok", "skipped:<reason>" or "failed:<reason>")."""
+    outcome = attempt_item(item, window, ptype, backend, mode)
+    outcome.store(store, item.key)
+    return outcome.tag

@@ -64,6 +64,10 @@ class WorkStore:
             return set()
         return {p.rsplit("/", 1)[-1][: -len(".json")] for p in self.fs.find(base) if p.endswith(".json")}
 
+    def failed_reasons(self) -> dict[str, str]:
+        """key -> reason of every failed item."""
+        return {key: (self.get(FAILED, key) or {}).get("reason", "unknown") for key in self.keys(FAILED)}
+
     def iter_failed(self) -> Iterator[dict]:
         for key in sorted(self.keys(FAILED)):
             payload = self.get(FAILED, key)

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -34,8 +35,8 @@ def registry(*names, bad=(), decline=()):
 
 def windows(n=6):
     return [
-        {"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "text": f"Battle {i} was fought in 194{i % 6}."}
-        for i in range(n)
+        {"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "start": 0, "sentences": [text], "text": text}
+        for i, text in ((i, f"Battle {i} was fought in 194{i % 6}.") for i in range(n))
     ]
 
 
@@ -253,3 +254,110 @@ def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_pat
     assert [item.sample for item in items[:6]] == [0] * 6  # every window's first sample runs first
     params = setup(tmp_path, registry("alpha"), samples_per_type=0)
     assert run(tmp_path, params)[0] == 2
+
+
+# --- the LLM path: configuration errors, transient failures, dead servers ----------------
+
+
+def openai_setup(tmp_path, server, n_windows=6, **params):
+    openai = {"openai.base_url": server.base_url, "openai.model": "loopback-model", "openai.api_key_env": ""}
+    openai |= {"openai.max_retries": 1, "openai.backoff_seconds": 0.01, "openai.max_backoff_seconds": 0.01}
+    openai |= {"openai.timeout_seconds": 2.0}
+    return setup(tmp_path, registry("alpha"), n_windows, backend="openai", **(openai | params))
+
+
+def store_counts(tmp_path):
+    store = WorkStore(str(tmp_path / "store"))
+    return len(store.keys(DONE)), len(store.keys(FAILED))
+
+
+def test_a_wrong_model_name_stops_the_run_and_stores_nothing(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer
+
+    with OpenAIServer(check_model=True) as server:
+        params = openai_setup(tmp_path, server, **{"openai.model": "Qwen/Qwen3-4B-typo"})
+        code, records = run(tmp_path, params)
+        assert code == 2 and records == []
+        assert "the first 4 requests all failed with HTTP 400" in caplog.text
+        assert "Qwen3-4B-typo` does not exist" in caplog.text and "generate.openai.model" in caplog.text
+        assert len(server.chat_requests) == 4  # it stopped after the probe
+        assert store_counts(tmp_path) == (0, 0)
+        params = openai_setup(tmp_path, server)  # the name fixed: a plain rerun does everything
+        code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+
+
+def test_a_missing_key_stops_the_run_and_a_fixed_key_completes_it(tmp_path, caplog, monkeypatch):
+    from tests.openai_server import OpenAIServer
+
+    monkeypatch.delenv("WW2LM_TEST_KEY", raising=False)
+    with OpenAIServer(api_key="sk-right") as server:
+        params = openai_setup(tmp_path, server, **{"openai.api_key_env": "WW2LM_TEST_KEY"})
+        code, _ = run(tmp_path, params)
+        assert code == 2 and "failed with HTTP 401" in caplog.text and "api_key_env" in caplog.text
+        assert store_counts(tmp_path) == (0, 0)
+        monkeypatch.setenv("WW2LM_TEST_KEY", "sk-right")
+        code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+
+
+def test_one_refused_prompt_among_good_ones_is_an_item_failure(tmp_path):
+    from tests.openai_server import OpenAIServer, error
+
+    with OpenAIServer() as server:
+        server.script(error(400, message="prompt too long"))
+        code, records = run(tmp_path, openai_setup(tmp_path, server))
+    assert code == 0 and len(records) == 5
+    assert store_counts(tmp_path) == (5, 1)
+
+
+def test_transient_failures_are_not_stored_and_a_plain_rerun_runs_them(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer, error
+
+    with OpenAIServer() as server:
+        params = openai_setup(tmp_path, server, concurrency=1)
+        # Two attempts per item: three items give up, two on 503 and one on 429.
+        server.script(*[error(503)] * 4, *[error(429)] * 2)
+        code, records = run(tmp_path, params)
+        assert code == 1 and len(records) == 3
+        assert "3 of 6 items could not be run (http_503: 2, http_429: 1)" in caplog.text
+        assert "rerun the stage" in caplog.text
+        assert store_counts(tmp_path) == (3, 0)
+        code, records = run(tmp_path, params)  # no --retry-failed
+    assert code == 0 and len(records) == 6
+
+
+def test_a_server_that_dies_mid_run_exits_non_zero_and_a_rerun_finishes(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer
+
+    server = OpenAIServer(latency=0.05).start()
+    params = openai_setup(tmp_path, server, 40, concurrency=2)
+    killer = threading.Timer(0.6, server.stop)  # after the probe and some items
+    killer.start()
+    code, records = run(tmp_path, params)
+    killer.join()
+    done, failed = store_counts(tmp_path)
+    assert code == 1 and 4 <= done < 40 and failed == 0
+    assert f"{40 - done} of 40 items could not be run (connection" in caplog.text
+    with OpenAIServer() as again:
+        code, records = run(tmp_path, openai_setup(tmp_path, again, 40))
+        assert len(again.chat_requests) == 40 - done  # only what the dead server left
+    assert code == 0 and len(records) == 40
+
+
+def test_a_run_where_every_item_failed_exits_non_zero(tmp_path, caplog):
+    params = setup(tmp_path, registry("broken", bad={"broken"}))
+    code, records = run(tmp_path, params)
+    assert code == 1 and records == []
+    assert "every one of the 6 items failed (parse_missing_question: 6)" in caplog.text
+
+
+def test_a_window_without_sentences_is_named(tmp_path, caplog):
+    params = setup(tmp_path, registry("alpha"))
+    rows = windows(3)
+    del rows[1]["sentences"]
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in rows))
+    code, _ = run(tmp_path, params)
+    assert code == 2
+    assert "record 2 (window w001) is not a window: missing or wrong type: sentences" in caplog.text
+    assert not (tmp_path / "store").exists()
