@@ -22,11 +22,11 @@ input is kept once (dedupe key: the normalised question in canonical order + ans
 Contrastive records that cannot be mirrored are dropped with a counted reason; other
 records pass through unchanged and in order. The logic is synth/contrast_swap.py.
 
-Input:  data/filtered.jsonl
+Input:  data/deduped.jsonl
 Output: data/swapped.jsonl, metrics/contrast_swap.json (drop reasons under "dropped")
 
 Example:
-  python -m stages.contrast_swap --in data/filtered.jsonl --out data/swapped.jsonl \
+  python -m stages.contrast_swap --in data/deduped.jsonl --out data/swapped.jsonl \
       --metrics metrics/contrast_swap.json
 """
 

@@ -38,7 +38,7 @@ from common.params import ParamsError, load_section
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
 from dataset.encode import SPLITS, EncodeParams, check_params, encode_records, plan_splits
-from dataset.recall_split import NearDuplicateIndex
+from dataset.recall_split import RecallQuestionIndex
 from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(1, 4)
             )
             plan = plan_splits(passes, params)
-            guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
+            guard = RecallQuestionIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
             lines = tqdm(iter_jsonl_lines(args.inp), desc="encode", unit="record")
             kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard)

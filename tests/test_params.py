@@ -13,6 +13,7 @@ from dataset.pack import PackParams
 from dataset.shuffle import ShuffleParams
 from dataset.tokenizer_training import TokenizerParams
 from evaluation.evaluate import EvaluateParams
+from quality.dedup import DedupParams
 from quality.filter import FilterParams
 from synth.generate_params import GenerateParams
 from synth.qpt import QptParams
@@ -74,6 +75,7 @@ SECTIONS = {
     "encode": EncodeParams,
     "qpt": QptParams,
     "filter": FilterParams,
+    "dedup": DedupParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
     "orchestrate": OrchestrateParams,
