@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from corpus.articles import parse_sample_article
+from corpus.windows import article_sentences, window_article
 from stages import generate
 from synth.generate import plan_items, select_types
 from synth.prompt_types import load_registry
@@ -361,3 +363,46 @@ def test_a_window_without_sentences_is_named(tmp_path, caplog):
     assert code == 2
     assert "record 2 (window w001) is not a window: missing or wrong type: sentences" in caplog.text
     assert not (tmp_path / "store").exists()
+
+
+# --- the rules backend: an item does not depend on the store's history --------------------
+
+
+def sample_windows(n_articles):
+    paths = sorted((ROOT / "data/sample").glob("*.md"))[:n_articles]
+    articles = [parse_sample_article(p.read_text(), p.name) for p in paths]
+    return [w for a in articles for w in window_article(a["title"], article_sentences(a), 8, 4)]
+
+
+def rules_run(tmp_path, store, windows_list):
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows_list))
+    params = write_params(
+        tmp_path,
+        {
+            "generate.backend": "rules",
+            "generate.samples_per_type": 1,
+            # the types that draw distractors and names from the whole corpus
+            "generate.types": [
+                "contrast_person",
+                "contrast_place",
+                "wrong_person",
+                "false_statement",
+                "multiple_choice",
+            ],
+        },
+    )
+    argv = args(tmp_path, params)
+    argv[argv.index("--store") + 1] = str(tmp_path / store)
+    argv[argv.index("--types") + 1] = str(ROOT / "data/prompt_types.yaml")
+    assert generate.main(argv) == 0
+    return (tmp_path / "generated.jsonl").read_bytes()
+
+
+@pytest.mark.slow
+def test_an_incremental_rules_run_equals_a_fresh_one_byte_for_byte(tmp_path):
+    small, full = sample_windows(6), sample_windows(12)
+    rules_run(tmp_path, "store", small)  # a store from a smaller corpus...
+    incremental = rules_run(tmp_path, "store", full)  # ...then articles added
+    fresh = rules_run(tmp_path, "fresh", full)
+    assert incremental.count(b"\n") > 100
+    assert incremental == fresh
