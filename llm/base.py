@@ -81,6 +81,26 @@ class ChatBackend(Protocol):
         return None
 
 
+DECLINED = re.compile(r"^\W*none\W*$", re.IGNORECASE)
+REFUSAL = re.compile(
+    r"\bas an ai\b|\b(?:ai|large) language model\b|^\W*(?:i'?m|i am) (?:sorry|afraid|unable)\b"
+    r"|\bi (?:cannot|can ?not|can'?t|won'?t|am unable to|am not able to) (?:help|assist|answer|provide|comply|do that)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def declined(reply: str) -> bool:
+    """The prompts let a model answer NONE when the text lacks what the type needs (no
+    date for `when`): an honest skip, not a format failure."""
+    return bool(DECLINED.match(reply.strip()))
+
+
+def refusal(text: str) -> re.Match | None:
+    """A refusal or an assistant talking about itself ("As an AI language model...", "I'm
+    sorry, but I cannot help..."): never an answer worth keeping."""
+    return REFUSAL.search(text)
+
+
 def strip_think(text: str) -> str:
     """Remove Qwen3-style reasoning: closed <think>…</think> blocks, and an unclosed
     <think> to the end (a reply cut off while still thinking has no answer in it)."""

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from llm.base import DECLINED, REFUSAL
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -50,12 +52,6 @@ MARKUP = (
     ("citation", re.compile(r"\[\d+\]")),
 )
 NON_WORD = re.compile(r"[^\w]+")
-NONE_REPLY = re.compile(r"^\W*none\W*$", re.IGNORECASE)
-REFUSAL = re.compile(
-    r"\bas an ai\b|\b(?:ai|large) language model\b|^\W*(?:i'?m|i am) (?:sorry|afraid|unable)\b"
-    r"|\bi (?:cannot|can ?not|can'?t|won'?t|am unable to|am not able to) (?:help|assist|answer|provide|comply|do that)\b",
-    re.IGNORECASE | re.MULTILINE,
-)
 # "the text" / "the passage" / "this excerpt" as a source, not "the text of the treaty" or "the
 # passage of the Lend-Lease Act".
 SOURCE_REFERENCE = re.compile(
@@ -63,7 +59,7 @@ SOURCE_REFERENCE = re.compile(
     r"(?:text|passage|excerpt|paragraph)\b(?!\s+(?:of|was|were)\b)",
     re.IGNORECASE,
 )
-CONTENT = (("none", NONE_REPLY), ("refusal", REFUSAL), ("source_reference", SOURCE_REFERENCE))
+CONTENT = (("none", DECLINED), ("refusal", REFUSAL), ("source_reference", SOURCE_REFERENCE))
 
 
 def text_fields(record: Any, skip_meta_keys: tuple[str, ...]) -> list[tuple[str, str]] | None:

@@ -37,6 +37,7 @@ from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
 from corpus.windows import check_windows
 from synth.backends import build_backend
+from synth.choice_letters import balance_choice_letters
 from synth.generate import (
     GenerateRunError,
     consolidate,
@@ -103,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         backend.close()
     records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, params.samples_per_type)
+    choice_types = {t.name for t in types if t.format == "multiple_choice"}
+    letters = balance_choice_letters(records, choice_types, params.seed)
     write_jsonl(args.out, records)
-    write_json(args.metrics, generate_metrics(len(items), records, per_type, stats, backend.name, params.mode))
+    metrics = generate_metrics(len(items), records, per_type, stats, backend.name, params.mode)
+    write_json(args.metrics, metrics | {"choice_correct_letters": letters})
     log.info("records=%d pending=%d out=%s", len(records), stats["pending"], args.out)
     if verdict:
         log.error("%s", verdict)

@@ -19,9 +19,9 @@ from collections.abc import Iterable
 
 from common.params import ParamsError
 from llm.base import ChatBackend, blames_the_item, client_error_status
-from synth.executors import run_dask, run_local
+from synth.executors import attempt_on_dask, run_dask, run_local
 from synth.generate_params import GenerateParams
-from synth.items import WorkItem, attempt_item
+from synth.items import Outcome, WorkItem, attempt_item
 from synth.prompt_types import PromptType
 from synth.work_store import DONE, FAILED, WorkStore
 
@@ -127,18 +127,10 @@ class GenerateRunError(RuntimeError):
     """A run that must not pass as finished: a wrong configuration, or items left undone."""
 
 
-def probe_backend(
-    pending: list[WorkItem],
-    windows: list[dict],
-    types: list[PromptType],
-    backend: ChatBackend,
-    mode: str,
-    store: WorkStore,
-) -> tuple[Counter, list[WorkItem]]:
-    """Run the first PROBE_ITEMS items; raise GenerateRunError, storing nothing, when they all
-    failed with one 4xx status. Otherwise store them and return (their outcomes, the rest)."""
-    head = pending[:PROBE_ITEMS]
-    outcomes = [attempt_item(item, windows[item.window], types[item.ptype], backend, mode) for item in head]
+def accept_probe(head: list[WorkItem], outcomes: list[Outcome], store: WorkStore) -> Counter:
+    """The first PROBE_ITEMS items' outcomes, held back until here: raise GenerateRunError,
+    storing nothing, when they all failed with one 4xx status; otherwise store them and
+    return their tags counted."""
     statuses = {
         client_error_status(o.tag.removeprefix("failed:")) if o.tag.startswith("failed:") else None for o in outcomes
     }
@@ -151,7 +143,7 @@ def probe_backend(
         )
     for item, outcome in zip(head, outcomes, strict=True):
         outcome.store(store, item.key)
-    return Counter(o.tag for o in outcomes), pending[len(head) :]
+    return Counter(o.tag for o in outcomes)
 
 
 def run_verdict(outcome: Counter) -> str | None:
@@ -187,14 +179,19 @@ def run_pending(
     store: WorkStore,
 ) -> Counter:
     """Outcome tag -> count, on the executor `generate.executor` names (a Dask worker builds
-    its own backend from `params`), after probe_backend has checked the configuration on
-    the first items here."""
-    outcome, rest = probe_backend(pending, windows, types, backend, params.mode, store)
-    if not rest:
-        return outcome
+    its own backend from `params`), once accept_probe has checked the configuration on the
+    first items, run one at a time."""
+    head, rest = pending[:PROBE_ITEMS], pending[PROBE_ITEMS:]
     if params.executor == "dask":
-        return outcome + run_dask(rest, windows, types, params, store)
-    return outcome + run_local(rest, windows, types, params, backend, store)
+        outcomes = attempt_on_dask(head, windows, types, params)
+    else:
+        outcomes = [attempt_item(item, windows[item.window], types[item.ptype], backend, params.mode) for item in head]
+    counts = accept_probe(head, outcomes, store)
+    if not rest:
+        return counts
+    if params.executor == "dask":
+        return counts + run_dask(rest, windows, types, params, store)
+    return counts + run_local(rest, windows, types, params, backend, store)
 
 
 def generate_metrics(

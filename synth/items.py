@@ -9,14 +9,13 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from llm.base import ChatBackend, LLMError, blames_the_item
+from llm.base import ChatBackend, LLMError, blames_the_item, declined, refusal
 from synth.prompt_types import (
     PARSERS,
     Parsed,
     ParseError,
     PromptType,
     check_expectations,
-    declined,
     parse_answer_only,
     parse_question_only,
 )
@@ -62,8 +61,7 @@ def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str, sample
         return check_expectations(ptype, PARSERS[ptype.format](composed))
     if mode == "single":
         reply = backend.chat([{"role": "user", "content": ptype.render(ptype.prompt, window)}])
-        if declined(reply):
-            raise Skip("model_declined")
+        check_declined(reply)
         try:
             return check_expectations(ptype, PARSERS[ptype.format](reply))
         except ParseError as exc:
@@ -71,17 +69,26 @@ def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str, sample
     if not ptype.chain_question:
         raise Skip("no_chain_prompt")
     q_reply = backend.chat([{"role": "user", "content": ptype.render(ptype.chain_question, window)}])
-    if declined(q_reply):
-        raise Skip("model_declined")
+    check_declined(q_reply)
     try:
         question = parse_question_only(q_reply)
     except ParseError as exc:
         raise LLMError(f"parse_{exc.reason}", str(exc), raw=q_reply) from exc
     a_reply = backend.chat([{"role": "user", "content": ptype.render(ptype.chain_answer, window, question)}])
+    check_declined(a_reply)  # the answer prompt invites NONE too: never a training answer
     try:
         return Parsed(question, parse_answer_only(a_reply))
     except ParseError as exc:
         raise LLMError(f"parse_{exc.reason}", str(exc), raw=a_reply) from exc
+
+
+def check_declined(reply: str) -> None:
+    """Raise Skip for a reply that declines (NONE) or refuses: no record, and not a failure
+    to retry (asking again gets the same answer)."""
+    if declined(reply):
+        raise Skip("model_declined")
+    if refusal(reply):
+        raise Skip("model_refused")
 
 
 def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, generator: str, mode: str) -> dict:

@@ -120,7 +120,7 @@ def test_unusable_replies_go_to_the_failed_folder_and_are_retried_only_when_aske
     failed = list(WorkStore(str(tmp_path / "store")).iter_failed())
     assert len(failed) == 6
     assert failed[0]["reason"] == "parse_missing_question"
-    assert failed[0]["raw"] == "I am sorry, I cannot help with that."
+    assert failed[0]["raw"] == "Here is a fine quiz item for you, enjoy."
     assert failed[0]["type"] == "broken"
     metrics = json.loads((tmp_path / "generate.json").read_text())
     assert metrics["failed"] == {"parse_missing_question": 6}
@@ -223,7 +223,7 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
     from tests.openai_server import OpenAIServer, garbage, ok
 
     with OpenAIServer(think=True) as server:
-        server.script(garbage(), ok(content="Sorry, I cannot do that."))
+        server.script(garbage(), ok(content="Here is a great question about the battle."))
         params = setup(
             tmp_path,
             registry("alpha"),
@@ -233,11 +233,13 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
         code, records = run(tmp_path, params)
         assert all(r.body.get("chat_template_kwargs") == {"enable_thinking": False} for r in server.chat_requests)
     assert code == 0
-    assert len(records) == 5  # the garbage reply was retried; the refusal is a failed item
+    assert len(records) == 5  # the garbage reply was retried; the unlabelled reply is a failed item
     assert all(r["meta"]["generator"] == "openai:Qwen/Qwen3-4B" for r in records)
     assert all("<think>" not in m["content"] for r in records for m in r["messages"])
     [failed] = WorkStore(str(tmp_path / "store")).iter_failed()
-    assert failed["reason"] == "parse_missing_question" and failed["raw"] == "Sorry, I cannot do that."
+    assert (
+        failed["reason"] == "parse_missing_question" and failed["raw"] == "Here is a great question about the battle."
+    )
 
 
 def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_path):
@@ -345,6 +347,24 @@ def test_a_server_that_dies_mid_run_exits_non_zero_and_a_rerun_finishes(tmp_path
         code, records = run(tmp_path, openai_setup(tmp_path, again, 40))
         assert len(again.chat_requests) == 40 - done  # only what the dead server left
     assert code == 0 and len(records) == 40
+
+
+def test_chain_mode_skips_none_and_refusals_in_the_answer_call(tmp_path):
+    from tests.openai_server import OpenAIServer, ok
+
+    with OpenAIServer() as server:
+        server.script(
+            ok("Question: Who led the attack on Battle 0?"),
+            ok("NONE"),
+            ok("Question: Who led the attack on Battle 1?"),
+            ok("As an AI language model, I cannot answer that."),
+            ok("I'm sorry, but I can't help with that."),  # a refused question call
+        )
+        params = openai_setup(tmp_path, server, 3, mode="chain", concurrency=1)
+        code, records = run(tmp_path, params)
+    assert code == 0 and records == []
+    per_type = json.loads((tmp_path / "generate.json").read_text())["per_type"]["alpha"]
+    assert per_type == {"skipped:model_declined": 1, "skipped:model_refused": 2}
 
 
 def test_a_run_where_every_item_failed_exits_non_zero(tmp_path, caplog):
