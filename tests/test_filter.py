@@ -323,7 +323,9 @@ def test_main_smoke_rejects_folder_and_byte_identical_rerun(tmp_path):
 def test_qpt_records_are_filtered_too(tmp_path):
     german = "Die 6. Armee wurde im Winter 1942 bei Stalingrad eingeschlossen und ergab sich im Februar 1943."
     english = "The 6th Army was encircled at Stalingrad in the winter of 1942 and surrendered in February 1943."
-    qpt = [dict(record("Tell me about Stalingrad.", text), kind="qpt", type="qpt") for text in (german, english)]
+    qpt = [dict(record("whatt happenwd at stalingrad", text), kind="qpt", type="qpt") for text in (german, english)]
+    for rec in qpt:  # a Q-PT record's labels, and its user turn typo'd on purpose from our template
+        rec["meta"] |= {"style": "typo", "template": "whatt happenwd at {topic}"}
     code, out, rejects, metrics = run(tmp_path, [line(GOOD[0])], qpt=[line(r) for r in qpt])
     assert code == 0
     assert [json.loads(x)["messages"][1]["content"] for x in out.read_text().splitlines()] == [
