@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.params import ParamsError
 from corpus.sentences import split_sentences
@@ -89,3 +90,24 @@ def window_articles(articles: Iterable[dict], size: int, stride: int, stats: dic
         for window in window_article(article["title"], pairs, size, stride):
             stats["windows"] += 1
             yield window
+
+
+WINDOW_FIELDS = {"id": str, "article": str, "text": str, "start": int, "opens_section": bool, "sentences": list}
+
+
+def check_windows(windows: list, source: str | Path) -> None:
+    """Raise ValueError naming the first record that is not a window as window_article writes
+    it, and what it lacks, before any stage starts work on a file of them."""
+    for number, window in enumerate(windows, start=1):
+        if not isinstance(window, dict):
+            raise ValueError(
+                f"{source}: record {number} is not a window (a JSON object with {', '.join(WINDOW_FIELDS)})"
+            )
+        bad = [k for k, kind in WINDOW_FIELDS.items() if not isinstance(window.get(k), kind)]
+        if not bad and not all(isinstance(s, str) for s in window["sentences"]):
+            bad = ["sentences (a list of strings)"]
+        if bad:
+            name = f" (window {window['id']})" if isinstance(window.get("id"), str) else ""
+            raise ValueError(
+                f"{source}: record {number}{name} is not a window: missing or wrong type: {', '.join(bad)}"
+            )

@@ -21,7 +21,6 @@ reasons.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from dataset.mix import RAW, article_passages, check_mix, mix_copies
 from dataset.recall_split import (
     HELD_OUT_KINDS,
     Group,
-    NearDuplicateIndex,
+    RecallQuestionIndex,
+    article_split,
     choose_recall_groups,
     group_of,
     guard_near_duplicates,
@@ -65,13 +65,6 @@ def check_params(params: EncodeParams, where: str) -> None:
         raise ParamsError(
             f"{where}:encode.recall_near_dup_threshold: must be in (0, 1], got {params.recall_near_dup_threshold}"
         )
-
-
-def article_split(article: str, val_fraction: float, seed: int) -> str:
-    """'val' or 'train' for an article, from a stable hash (not random.shuffle: membership
-    must not depend on which other articles are present or on their order)."""
-    digest = hashlib.sha256(f"{seed}\x1f{article}".encode()).digest()
-    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
 def record_problem(record: object) -> str | None:
@@ -150,7 +143,7 @@ def encode_records(
     writers: dict[str, SplitWriter],
     plan: SplitPlan,
     drops: Drops,
-    guard: NearDuplicateIndex | None = None,
+    guard: RecallQuestionIndex | None = None,
     kinds: KindCounts | None = None,
     repeat: int = 0,
 ) -> tuple[int, set[int]]:

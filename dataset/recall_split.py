@@ -1,4 +1,8 @@
-"""The recall split: held-out questions about trained articles, and the near-duplicate guard.
+"""The evaluation splits chosen before encoding: held-out articles (`val`, shown as `unseen`),
+and the recall split of held-out questions about trained articles with its near-duplicate guard.
+
+A held-out article is chosen by a stable hash of (seed, title), so membership never depends on
+which other articles are present or on their order.
 
 For every article that trains, a seeded share of its question groups is held out: a group is
 a `qa` or `contrastive` record, with its contrast-swap mirror (meta.mirror_of names the
@@ -6,29 +10,32 @@ original's id) in the same group, so a question and its mirror are held out toge
 records always train: they carry the window text that teaches the held-out facts.
 
 A held-out question that has a near duplicate among the training questions would measure
-memorisation, not recall, so such a group goes back to train. Near duplicate: Jaccard >=
-threshold over word 3-grams or over 5-character shingles of the normalised text (lowercase,
-words only). Found exactly, without all-pairs comparison, by prefix filtering (Chaudhuri et
-al. 2006, "A primitive operator for similarity joins"; Bayardo et al. 2007, "All-Pairs"): two
-sets with Jaccard >= t share a token among the first |x| - ceil(t|x|) + 1 of each, under any
-common total order. The order used is rarest-in-the-recall-questions first, so probe prefixes
-hit few (and only rare) index entries; every candidate is then checked with exact Jaccard.
+memorisation, not recall, so such a group goes back to train. Near duplicate: the project's
+one definition, quality/near_duplicates.py (Jaccard >= threshold over word 3-grams or
+5-character shingles; MinHash LSH candidates, each confirmed exactly), which the dedup stage
+uses too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 
+from quality.near_duplicates import NearDuplicateIndex
+
 HELD_OUT_KINDS = frozenset({"qa", "contrastive"})
-WORD_NGRAM = 3
-CHAR_SHINGLE = 5
 EPSILON = 1e-9  # 0.1 * 30 is 3.0000000000000004 in floats: round-up must not make it 4
 
 Group = tuple[str, str]  # (article, group id)
+
+
+def article_split(article: str, val_fraction: float, seed: int) -> str:
+    """'val' or 'train' for an article, from a stable hash (not random.shuffle: membership
+    must not depend on which other articles are present or on their order)."""
+    digest = hashlib.sha256(f"{seed}\x1f{article}".encode()).digest()
+    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
 def group_of(record: dict, record_id: str) -> Group:
@@ -59,46 +66,16 @@ def choose_recall_groups(groups: Iterable[Group], fraction: float, seed: int) ->
     return chosen
 
 
-def shingle_sets(text: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(word 3-grams, 5-character shingles) of the normalised text; a text too short for one
-    n-gram is its own single shingle (so it matches only its exact normalised copy)."""
-    words = re.findall(r"\w+", text.lower())
-    joined = " ".join(words)
-    grams = {" ".join(words[i : i + WORD_NGRAM]) for i in range(len(words) - WORD_NGRAM + 1)} or {joined}
-    chars = {joined[i : i + CHAR_SHINGLE] for i in range(len(joined) - CHAR_SHINGLE + 1)} or {joined}
-    return frozenset(grams), frozenset(chars)
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-def prefix_length(size: int, threshold: float) -> int:
-    return size - math.ceil(threshold * size - EPSILON) + 1
-
-
-class NearDuplicateIndex:
-    """The recall questions, for exact `Jaccard >= threshold` look-ups of any probe text."""
+class RecallQuestionIndex:
+    """The recall questions, for look-ups of their near duplicates (quality/near_duplicates.py)."""
 
     def __init__(self, questions: dict[Group, list[str]], threshold: float) -> None:
-        self.threshold = threshold
-        self.entries: list[tuple[Group, tuple[frozenset[str], frozenset[str]]]] = [
-            (group, shingle_sets(text)) for group in sorted(questions) for text in questions[group]
-        ]
+        self.entries: list[Group] = [group for group in sorted(questions) for _ in questions[group]]
+        self.index = NearDuplicateIndex(threshold)
+        texts = (text for group in sorted(questions) for text in questions[group])
+        for entry, text in enumerate(texts):
+            self.index.add(entry, text)
         self.removed: set[Group] = set()
-        self.frequency = [Counter(), Counter()]  # per shingle kind: in how many recall questions
-        for _, sets in self.entries:
-            for kind, tokens in enumerate(sets):
-                self.frequency[kind].update(tokens)
-        self.postings: list[dict[str, list[int]]] = [defaultdict(list), defaultdict(list)]
-        for entry, (_, sets) in enumerate(self.entries):
-            for kind, tokens in enumerate(sets):
-                for token in self._prefix(kind, tokens):
-                    self.postings[kind][token].append(entry)
-
-    def _prefix(self, kind: int, tokens: frozenset[str]) -> list[str]:
-        order = sorted(tokens, key=lambda t: (self.frequency[kind][t], t))
-        return order[: prefix_length(len(tokens), self.threshold)]
 
     def remove(self, group: Group) -> None:
         """The group went back to train: it no longer counts as a held-out question."""
@@ -106,18 +83,11 @@ class NearDuplicateIndex:
 
     def matching_entries(self, text: str) -> set[int]:
         """Held-out questions (entry numbers) that are near duplicates of `text`."""
-        found: set[int] = set()
-        for kind, tokens in enumerate(shingle_sets(text)):
-            candidates = {e for t in self._prefix(kind, tokens) for e in self.postings[kind].get(t, ())}
-            for entry in candidates - found:
-                group, sets = self.entries[entry]
-                if group not in self.removed and jaccard(tokens, sets[kind]) >= self.threshold:
-                    found.add(entry)
-        return found
+        return {entry for entry in self.index.near(text) if self.entries[entry] not in self.removed}
 
     def matches(self, text: str) -> set[Group]:
         """Held-out groups with a question that is a near duplicate of `text`."""
-        return {self.entries[entry][0] for entry in self.matching_entries(text)}
+        return {self.entries[entry] for entry in self.matching_entries(text)}
 
 
 def guard_near_duplicates(
@@ -126,7 +96,7 @@ def guard_near_duplicates(
     """The held-out groups to move back to train: those with a near duplicate among the training
     questions, repeated until none is left (a moved group's questions train too, so they are
     probed in turn against the groups still held out)."""
-    index = NearDuplicateIndex(recall_questions, threshold)
+    index = RecallQuestionIndex(recall_questions, threshold)
     moved: set[Group] = set()
     pending: list[str] = []
     for text in train_questions:

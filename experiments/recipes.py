@@ -27,6 +27,7 @@ from dataset.shuffle import ShuffleParams
 from dataset.tokenizer_training import TokenizerParams
 from evaluation.evaluate import EvaluateParams
 from model.variants import load_variant
+from quality.dedup import DedupParams
 from quality.filter import FilterParams
 from synth.contrast_swap import ContrastSwapParams
 from synth.generate_params import GenerateParams
@@ -42,6 +43,7 @@ SECTIONS = {
     "window": WindowParams,
     "generate": GenerateParams,
     "filter": FilterParams,
+    "dedup": DedupParams,
     "contrast_swap": ContrastSwapParams,
     "qpt": QptParams,
     "shuffle": ShuffleParams,

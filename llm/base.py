@@ -23,6 +23,35 @@ class LLMError(RuntimeError):
         self.reason = reason
         self.raw = raw  # the reply text, when there was one
 
+    @property
+    def transient(self) -> bool:
+        """The server could not be reached or was overloaded (connection, timeout, 429, 5xx):
+        the item itself is fine, so it is not stored as failed and a plain rerun retries it."""
+        return is_transient(self.reason)
+
+
+def is_transient(reason: str) -> bool:
+    if reason in ("connection", "timeout"):
+        return True
+    status = reason.removeprefix("http_")
+    return reason.startswith("http_") and status.isdigit() and (status == "429" or status.startswith("5"))
+
+
+def blames_the_item(reason: str) -> bool:
+    """Whether a failure belongs to the request itself (its reply would not parse, its prompt
+    was refused with a 400), so storing it as the item's result is right; an unreachable,
+    overloaded or unauthorised server (a missing key: 401, 403) says nothing about the item."""
+    return not is_transient(reason) and client_error_status(reason) not in (401, 403)
+
+
+def client_error_status(reason: str) -> int | None:
+    """The HTTP status of a 4xx that retrying cannot fix (wrong model 400/404, key 401/403);
+    None for any other reason."""
+    status = reason.removeprefix("http_")
+    if reason.startswith("http_") and status.isdigit() and status.startswith("4") and status != "429":
+        return int(status)
+    return None
+
 
 class ChatBackend(Protocol):
     """The one interface of every backend: the chat models (openai, transformers), the rules
@@ -50,6 +79,26 @@ class ChatBackend(Protocol):
     def close(self) -> None:
         """Release connections, threads, the model; the default has nothing to release."""
         return None
+
+
+DECLINED = re.compile(r"^\W*none\W*$", re.IGNORECASE)
+REFUSAL = re.compile(
+    r"\bas an ai\b|\b(?:ai|large) language model\b|^\W*(?:i'?m|i am) (?:sorry|afraid|unable)\b"
+    r"|\bi (?:cannot|can ?not|can'?t|won'?t|am unable to|am not able to) (?:help|assist|answer|provide|comply|do that)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def declined(reply: str) -> bool:
+    """The prompts let a model answer NONE when the text lacks what the type needs (no
+    date for `when`): an honest skip, not a format failure."""
+    return bool(DECLINED.match(reply.strip()))
+
+
+def refusal(text: str) -> re.Match | None:
+    """A refusal or an assistant talking about itself ("As an AI language model...", "I'm
+    sorry, but I cannot help..."): never an answer worth keeping."""
+    return REFUSAL.search(text)
 
 
 def strip_think(text: str) -> str:

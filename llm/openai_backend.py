@@ -15,6 +15,8 @@ whose `reason` the generate stage counts in its metrics.
   it; any <think> block in the reply is stripped either way.
 - 429, 5xx, timeouts, dropped connections and unusable 200 replies are retried with
   exponential backoff, honouring Retry-After; other 4xx fail at once (retrying cannot help).
+- `timeout_seconds` bounds the whole request, not only each read: a server trickling a byte
+  every half second is cut off at the deadline like one that never answers.
 
 Example:
   chat = OpenAIChat(OpenAIParams(base_url="http://127.0.0.1:8000/v1", model="Qwen/Qwen3-4B", ...))
@@ -23,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -39,6 +42,10 @@ log = logging.getLogger("generate.openai")
 TEMPLATE_KWARGS_FIELD = "chat_template_kwargs"
 # FastAPI-based servers answer an unexpected field with 422 rather than 400.
 REJECTED_FIELD_STATUSES = {400, 422}
+
+
+class RequestDeadline(Exception):
+    """A reply still arriving when timeout_seconds ran out (counted as a timeout)."""
 
 
 class OpenAIChat(ChatBackend):
@@ -119,37 +126,47 @@ class OpenAIChat(ChatBackend):
             error_text[:200],
         )
 
+    def _post(self, body: dict) -> tuple[int, httpx.Headers, bytes]:
+        """(status, headers, body) of one POST, read whole within timeout_seconds. httpx's
+        timeout bounds each read, not the request: a server that trickles a byte at a time
+        would hold a worker forever, so the body is streamed against an overall deadline."""
+        deadline = time.monotonic() + self.params.timeout_seconds
+        with self._http.stream("POST", self.url, json=body) as response:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise RequestDeadline(f"reply not complete after timeout_seconds={self.params.timeout_seconds}")
+            return response.status_code, response.headers, b"".join(chunks)
+
     def chat(self, messages: list[dict[str, str]]) -> str:
-        """The assistant's reply, <think> blocks removed; raises LLMError when it fails for good."""
+        """The assistant's reply, <think> blocks removed; raises LLMError when it fails for good
+        (`LLMError.transient` says whether the server, not the request, was at fault)."""
         attempt = 0
         while True:
             with_template_kwargs = self._send_template_kwargs
             retry_after: str | None = None
             try:
-                response = self._http.post(self.url, json=self._body(messages, with_template_kwargs))
-            except httpx.TimeoutException as exc:  # before TransportError: it is one
+                status, headers, data = self._post(self._body(messages, with_template_kwargs))
+            except (httpx.TimeoutException, RequestDeadline) as exc:  # before TransportError: it is one
                 reason, problem = "timeout", f"{type(exc).__name__}: {exc}"
             except httpx.TransportError as exc:  # refused, reset, dropped without an answer
                 reason, problem = "connection", f"{type(exc).__name__}: {exc}"
             else:
-                status = response.status_code
+                text = data.decode("utf-8", errors="replace")
                 if status == 200:
-                    choice = first_choice(response)
+                    choice = first_choice(data)
                     if choice is not None:
                         return self._reply_text(choice)
-                    reason, problem = "bad_response", f"no usable choices in reply: {response.text[:200]!r}"
+                    reason, problem = "bad_response", f"no usable choices in reply: {text[:200]!r}"
                 elif status == 429 or status >= 500:
-                    reason, problem = f"http_{status}", response.text[:200]
-                    retry_after = response.headers.get("Retry-After")
-                elif (
-                    status in REJECTED_FIELD_STATUSES
-                    and with_template_kwargs
-                    and TEMPLATE_KWARGS_FIELD in response.text
-                ):
-                    self._stop_sending_template_kwargs(response.text)
+                    reason, problem = f"http_{status}", text[:200]
+                    retry_after = headers.get("Retry-After")
+                elif status in REJECTED_FIELD_STATUSES and with_template_kwargs and TEMPLATE_KWARGS_FIELD in text:
+                    self._stop_sending_template_kwargs(text)
                     continue  # a resend without the field, not a retry: no wait, no attempt used
                 else:
-                    raise LLMError(f"http_{status}", f"{self.url}: {response.text[:200]}")
+                    raise LLMError(f"http_{status}", f"{self.url}: {text[:200]}")
             if attempt >= self.params.max_retries:
                 raise LLMError(reason, f"{self.url}: gave up after {attempt + 1} attempts: {problem}")
             wait = self._backoff(attempt, retry_after)
@@ -169,11 +186,11 @@ class OpenAIChat(ChatBackend):
         return text
 
 
-def first_choice(response: httpx.Response) -> dict | None:
+def first_choice(body: bytes) -> dict | None:
     """choices[0] of a chat completion, or None when the body is not one (a proxy's HTML page,
     an error object sent with 200, a choice without a message)."""
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:  # JSONDecodeError, or bytes that are not even UTF-8
         return None
     choices = data.get("choices") if isinstance(data, dict) else None

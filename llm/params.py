@@ -23,7 +23,7 @@ class OpenAIParams:
     temperature: float  # sampling temperature
     top_p: float  # nucleus sampling mass
     max_tokens: int  # reply budget; a reply cut off at it fails as "truncated"
-    timeout_seconds: float  # connect/read/write limit; the reply comes whole, so cover a full generation
+    timeout_seconds: float  # limit on a whole request, connect to last byte: cover a full generation
     max_retries: int  # retries after the first attempt, on 429/5xx/timeouts/dropped connections/bad replies
     backoff_seconds: float  # first retry wait, doubled each attempt (Retry-After wins)
     max_backoff_seconds: float  # cap on any single wait, Retry-After included

@@ -25,6 +25,9 @@ from quality.structure import Rejection, structure_rejection, text_fields
 log = logging.getLogger("filter")
 MODES = ("default", "seed")
 Judge = DefaultJudge | SeedJudge
+# Fields written from our own English templates, typos made on purpose (a Q-PT user turn:
+# "whatt happenwd at berlin", which lingua calls German): structure-checked, not language-checked.
+OWN_TEMPLATE_FIELDS = {"qpt": ("messages[0].content",)}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def judge_records(
         results[k] = structure_rejection(record, fields, params.max_chars)
         if results[k] is None:
             for path, text in fields:
+                if path in OWN_TEMPLATE_FIELDS.get(record.get("kind"), ()):
+                    continue
                 texts.append(text)
                 owners.append((k, path))
     for (k, path), verdict in zip(owners, judge.judge(texts, parallel=parallel), strict=True):

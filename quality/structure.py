@@ -11,6 +11,11 @@ A record's text fields are every message's content ("messages[1].content") and e
   structure:markup            markdown (bold, heading, code fence, bullet, link), HTML tags,
                               wiki brackets or citation marks ("[12]")
   structure:repeats_question  the answer is the question, or contains all of it
+  content:none                a field that is only NONE (a model declining: the prompts invite it)
+  content:refusal             a refusal or an assistant talking about itself ("As an AI language
+                              model...", "I'm sorry, but I cannot...")
+  content:source_reference    text that talks about its source ("according to the text", "the
+                              passage does not say"): the model never sees one at training time
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from llm.base import DECLINED, REFUSAL
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,14 @@ MARKUP = (
     ("citation", re.compile(r"\[\d+\]")),
 )
 NON_WORD = re.compile(r"[^\w]+")
+# "the text" / "the passage" / "this excerpt" as a source, not "the text of the treaty" or "the
+# passage of the Lend-Lease Act".
+SOURCE_REFERENCE = re.compile(
+    r"\b(?:the|this)\s+(?:(?:given|provided|above|following|source|original)\s+)?"
+    r"(?:text|passage|excerpt|paragraph)\b(?!\s+(?:of|was|were)\b)",
+    re.IGNORECASE,
+)
+CONTENT = (("none", DECLINED), ("refusal", REFUSAL), ("source_reference", SOURCE_REFERENCE))
 
 
 def text_fields(record: Any, skip_meta_keys: tuple[str, ...]) -> list[tuple[str, str]] | None:
@@ -93,6 +108,10 @@ def structure_rejection(record: Any, fields: list[tuple[str, str]] | None, max_c
             match = pattern.search(text)
             if match:
                 return Rejection(path, "structure:markup", f"{name} {match.group()[:40]!r} at char {match.start()}")
+        for check, pattern in CONTENT:
+            match = pattern.search(text)
+            if match:
+                return Rejection(path, f"content:{check}", f"{match.group().strip()[:40]!r} at char {match.start()}")
     messages = record["messages"]
     for i in range(len(messages) - 1):
         if messages[i].get("role") == "user" and messages[i + 1].get("role") == "assistant":

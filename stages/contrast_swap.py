@@ -24,11 +24,11 @@ records pass through unchanged and in order. The logic is synth/contrast_swap.py
 `contrast_swap.mirror: false` keeps the originals without mirrors (the seed's data, where the
 correct option came first: the recipe `contrastive-no-swap`).
 
-Input:  data/filtered.jsonl
+Input:  data/deduped.jsonl
 Output: data/swapped.jsonl, metrics/contrast_swap.json (drop reasons under "dropped")
 
 Example:
-  python -m stages.contrast_swap --params params.yaml --in data/filtered.jsonl --out data/swapped.jsonl \
+  python -m stages.contrast_swap --params params.yaml --in data/deduped.jsonl --out data/swapped.jsonl \
       --metrics metrics/contrast_swap.json
 """
 

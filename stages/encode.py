@@ -46,7 +46,7 @@ from dataset.encode import (
     plan_splits,
 )
 from dataset.mix import RAW, is_default_mix, max_copies, passage_tokens
-from dataset.recall_split import NearDuplicateIndex
+from dataset.recall_split import RecallQuestionIndex
 from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(1, 4)
             )
             plan = plan_splits(passes, params)
-            guard = NearDuplicateIndex(plan.questions, params.recall_near_dup_threshold)
+            guard = RecallQuestionIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
             kinds = KindCounts()
             lines = progress(iter_jsonl_lines(args.inp), desc="encode", unit="record")

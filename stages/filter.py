@@ -1,9 +1,14 @@
-"""filter: keep the generated records whose every text field is clean English.
+"""filter: keep the records whose every text field is clean English and a real answer.
+
+Every record kind that reaches training passes here: the generated records and the Q-PT
+records (a window of a German article must not become an answer).
 
 Each record is checked field by field (every message's content and the text in `meta`, e.g.
 contrastive options); the first failing check rejects it:
 - structure: empty field, runaway length, leftover `<think>`, chat tags, markdown/HTML/wiki
   markup or reply labels ("Answer:"), an answer that repeats its question;
+- content: a bare NONE, a refusal ("As an AI language model..."), text that talks about its
+  source ("according to the passage");
 - language, by `filter.mode`: `default` (script allow-list, function words, lingua with the
   names masked: see quality/language.py) or `seed` (the seed project's rule: lingua
   English confidence exactly 1.0 against Chinese, no U+4E00–U+9FFF).
@@ -13,13 +18,14 @@ The logic is quality/filter.py; each rejection's check is its drop reason (commo
 Every run also scores both modes on a labelled evaluation set (English QA strings and
 contaminated ones), so `dvc metrics diff` shows false-reject and false-accept rates.
 
-Input:  data/generated.jsonl, data/filter_eval.jsonl (text, label en|contaminated, kind)
+Input:  data/generated.jsonl and data/qpt.jsonl (each a --in), data/filter_eval.jsonl (text,
+        label en|contaminated, kind)
 Output: data/filtered.jsonl (kept records, unchanged), data/filter_rejects/<check>.jsonl
         (each rejected record plus stage, field, check, detail), metrics/filter.json
         ("dropped": {check: count}, as every stage; "rejected_by_check" is the same tally)
 
 Example:
-  python -m stages.filter --params params.yaml --in data/generated.jsonl \
+  python -m stages.filter --params params.yaml --in data/generated.jsonl --in data/qpt.jsonl \
       --out data/filtered.jsonl --rejects data/filter_rejects \
       --eval data/filter_eval.jsonl --metrics metrics/filter.json
 """
@@ -54,7 +60,14 @@ log = logging.getLogger("filter")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--in", dest="inp", type=Path, required=True)
+    parser.add_argument(
+        "--in",
+        dest="inputs",
+        type=Path,
+        action="append",
+        required=True,
+        help="records to filter; repeat for each file (generated and Q-PT records both reach training)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rejects", type=Path, required=True, help="folder of rejected records, one file per check")
     parser.add_argument("--eval", type=Path, default=None, help="labelled evaluation set (JSONL)")
@@ -69,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, JsonlError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    if not args.inp.exists():
-        log.error("%s: input not found (run the generate stage first)", args.inp)
+    missing = [str(path) for path in args.inputs if not path.exists()]
+    if missing:
+        log.error("%s: input not found (run the generate and qpt_wrap stages first)", ", ".join(missing))
         return 2
-    lines = iter_jsonl_lines(args.inp)
+    lines = itertools.chain.from_iterable(iter_jsonl_lines(path) for path in args.inputs)
     first = next(lines, None)
     if first is None:
-        log.error("%s: input is empty: no records to filter", args.inp)
+        log.error("%s: input is empty: no records to filter", ", ".join(map(str, args.inputs)))
         return 2
     # Streamed: only the rejects are held in memory, the kept records go straight to disk.
     rejected: list[dict] = []
@@ -93,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "dropped": drops.as_metrics(),
         "rejected_by_check": drops.as_metrics(),
         "rejected_by_field": dict(sorted(Counter(r["field"] or "record" for r in rejected).items())),
+        "rejected_by_kind": dict(sorted(Counter(str(r.get("kind", "unreadable")) for r in rejected).items())),
         "eval": evaluate(eval_rows, judges) if eval_rows else {},
     }
     write_json(args.metrics, metrics)
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             scores["false_accept_rate"],
         )
     if not kept:
-        log.error("%s: every record was rejected: see %s", args.inp, args.rejects)
+        log.error("%s: every record was rejected: see %s", ", ".join(map(str, args.inputs)), args.rejects)
         return 2
     return 0
 

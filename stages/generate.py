@@ -19,6 +19,10 @@ Examples:
       --out data/generated.jsonl --metrics metrics/generate.json
   # steer a long job: only the next 5,000 items, failed ones retried
   python -m stages.generate ... --limit 5000 --retry-failed
+
+Exit status: 0 done; 2 bad params or input, or a wrong server configuration (the first
+requests all failed with one 4xx: nothing is stored); 1 items left undone because the server
+was unreachable, overloaded or refused the key (a plain rerun runs them), or every item failed.
 """
 
 from __future__ import annotations
@@ -32,12 +36,23 @@ from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
 from common.stores import shared_path
+from corpus.windows import check_windows
 from synth.backends import build_backend
-from synth.generate import consolidate, generate_metrics, pending_items, plan_items, run_pending, select_types
+from synth.choice_letters import balance_choice_letters
+from synth.generate import (
+    GenerateRunError,
+    consolidate,
+    generate_metrics,
+    pending_items,
+    plan_items,
+    run_pending,
+    run_verdict,
+    select_types,
+)
 from synth.generate_params import GenerateParams, check_params
 from synth.priorities import prioritise, read_priorities
 from synth.prompt_types import RegistryError, load_registry
-from synth.work_store import DONE, FAILED, WorkStore
+from synth.work_store import DONE, WorkStore
 
 log = logging.getLogger("generate")
 
@@ -65,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         types = select_types(load_registry(args.types), params.types, params.weights)
         windows = list(read_jsonl(args.windows))
         weights = read_priorities(Path(params.priorities)) if params.priorities else None
+        check_windows(windows, args.windows)
         backend = build_backend(params, windows)
     except (ParamsError, RegistryError, JsonlError, FileNotFoundError, ValueError) as exc:
         log.error("%s", exc)
@@ -79,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         items = prioritise(items, windows, types, weights)
     done = store.keys(DONE)
     retry_failed = params.retry_failed or args.retry_failed
-    pending = pending_items(items, done, set() if retry_failed else store.keys(FAILED), retry_failed, args.limit)
+    pending = pending_items(items, done, {} if retry_failed else store.failed_reasons(), retry_failed, args.limit)
     log.info(
         "items=%d done=%d to_run=%d backend=%s executor=%s",
         len(items),
@@ -88,16 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         backend.name,
         params.executor,
     )
+    verdict = None
     try:
         if pending:
             outcome = run_pending(pending, windows, types, params, backend, store)
             log.info("ran=%d outcome=%s", len(pending), dict(outcome))
+            verdict = run_verdict(outcome)
+    except GenerateRunError as exc:
+        log.error("%s", exc)
+        return 2
     finally:
         backend.close()
     records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, params.samples_per_type)
+    choice_types = {t.name for t in types if t.format == "multiple_choice"}
+    letters = balance_choice_letters(records, choice_types, params.seed)
     write_jsonl(args.out, records)
-    write_json(args.metrics, generate_metrics(len(items), records, per_type, stats, backend.name, params.mode))
+    metrics = generate_metrics(len(items), records, per_type, stats, backend.name, params.mode)
+    write_json(args.metrics, metrics | {"choice_correct_letters": letters})
     log.info("records=%d pending=%d out=%s", len(records), stats["pending"], args.out)
+    if verdict:
+        log.error("%s", verdict)
+        return 1
     return 0
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
-from synth.qpt import QptParams, TemplateError, check_windows, load_styles, wrap_windows
+from corpus.windows import check_windows
+from synth.qpt import QptParams, TemplateError, load_styles, wrap_windows
 
 log = logging.getLogger("qpt_wrap")
 

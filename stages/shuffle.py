@@ -10,11 +10,11 @@ opaque bytes (never parsed); blank lines are dropped and counted. All work happe
 `<out>.tmp/` and the output moves into place atomically, so a run killed at any point leaves
 `out` as it was and a rerun gives byte-identical output.
 
-Inputs:  data/swapped.jsonl, data/qpt.jsonl (any number of --in)
+Inputs:  data/swapped.jsonl (any number of --in; Q-PT records arrive through filter)
 Outputs: data/shuffled.jsonl, metrics/shuffle.json
 
 Example:
-  python -m stages.shuffle --params params.yaml --in data/swapped.jsonl --in data/qpt.jsonl \
+  python -m stages.shuffle --params params.yaml --in data/swapped.jsonl \
       --out data/shuffled.jsonl --metrics metrics/shuffle.json
 """
 

@@ -17,7 +17,7 @@ from common.progress import ProgressBar, progress
 from llm.base import ChatBackend
 from synth.backends import build_backend
 from synth.generate_params import GenerateParams
-from synth.items import WorkItem, run_item
+from synth.items import Outcome, WorkItem, attempt_item, run_item
 from synth.prompt_types import PromptType
 from synth.work_store import WorkStore
 
@@ -101,6 +101,27 @@ def dask_task(
 ) -> str:
     backend = _backend_on_worker(params, windows)
     return run_item(item, window, ptype, backend, params.mode, store)
+
+
+def dask_attempt(
+    item: WorkItem, window: dict, ptype: PromptType, params: GenerateParams, windows: list[dict]
+) -> Outcome:
+    return attempt_item(item, window, ptype, _backend_on_worker(params, windows), params.mode)
+
+
+def attempt_on_dask(
+    items: list[WorkItem], windows: list[dict], types: list[PromptType], params: GenerateParams
+) -> list[Outcome]:
+    """Run `items` as tasks, storing nothing: the outcomes, in order, for the caller to judge."""
+    from distributed import Client
+
+    with Client(params.scheduler_address, timeout="30s") as client:
+        [windows_ref] = client.scatter([windows], broadcast=True)
+        futures = [
+            client.submit(dask_attempt, item, windows[item.window], types[item.ptype], params, windows_ref, pure=False)
+            for item in items
+        ]
+        return client.gather(futures)
 
 
 def run_dask(

@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Iterable
 
 from common.params import ParamsError
-from llm.base import ChatBackend
-from synth.executors import run_dask, run_local
+from llm.base import ChatBackend, blames_the_item, client_error_status
+from synth.executors import attempt_on_dask, run_dask, run_local
 from synth.generate_params import GenerateParams
-from synth.items import WorkItem
+from synth.items import Outcome, WorkItem, attempt_item
 from synth.prompt_types import PromptType
 from synth.work_store import DONE, FAILED, WorkStore
 
@@ -107,13 +107,67 @@ def consolidate(
 
 
 def pending_items(
-    items: list[WorkItem], done: set[str], failed: set[str], retry_failed: bool, limit: int | None
+    items: list[WorkItem], done: set[str], failed: dict[str, str], retry_failed: bool, limit: int | None
 ) -> list[WorkItem]:
-    """The items still to run, in priority order: not `done`, not `failed` unless
-    `retry_failed`, at most `limit` of them."""
-    skip = done if retry_failed else done | failed
+    """The items still to run, in priority order: not `done`, not `failed` (key -> reason)
+    unless `retry_failed` or the failure was the server's (a store written before such
+    failures were left unstored), at most `limit` of them."""
+    skip = done if retry_failed else done | {key for key, reason in failed.items() if blames_the_item(reason)}
     pending = [item for item in items if item.key not in skip]
     return pending if limit is None else pending[:limit]
+
+
+# Items run first, one at a time, with their results held back: when all of them fail with
+# the same 4xx the configuration is wrong (model name, key), not the items, and nothing is
+# stored. Four, so one prompt a server refuses (too long: 400) is not taken for a bad config.
+PROBE_ITEMS = 4
+
+
+class GenerateRunError(RuntimeError):
+    """A run that must not pass as finished: a wrong configuration, or items left undone."""
+
+
+def accept_probe(head: list[WorkItem], outcomes: list[Outcome], store: WorkStore) -> Counter:
+    """The first PROBE_ITEMS items' outcomes, held back until here: raise GenerateRunError,
+    storing nothing, when they all failed with one 4xx status; otherwise store them and
+    return their tags counted."""
+    statuses = {
+        client_error_status(o.tag.removeprefix("failed:")) if o.tag.startswith("failed:") else None for o in outcomes
+    }
+    if outcomes and len(statuses) == 1 and None not in statuses:
+        raise GenerateRunError(
+            f"the first {len(head)} requests all failed with HTTP {statuses.pop()}, so the configuration is wrong, "
+            f"not the items; nothing was stored. Server said: {outcomes[0].payload['error']}. Check "
+            "generate.openai.model and base_url (400, 404) or the key in the variable generate.openai.api_key_env "
+            "names (401, 403)"
+        )
+    for item, outcome in zip(head, outcomes, strict=True):
+        outcome.store(store, item.key)
+    return Counter(o.tag for o in outcomes)
+
+
+def run_verdict(outcome: Counter) -> str | None:
+    """Why the run must not pass as finished, or None: items left undone because the server was
+    unreachable, overloaded or refused the key (not stored, a plain rerun retries them), or
+    every item failed."""
+    failed = {tag.removeprefix("failed:"): n for tag, n in outcome.items() if tag.startswith("failed:")}
+    unstored = {reason: n for reason, n in failed.items() if not blames_the_item(reason)}
+    total = sum(outcome.values())
+    if unstored:
+        return (
+            f"{sum(unstored.values())} of {total} items could not be run ({_reasons(unstored)}): the server was "
+            "unreachable, overloaded or refused the key. They are not stored: rerun the stage to run them"
+        )
+    if total and sum(failed.values()) == total:
+        return (
+            f"every one of the {total} items failed ({_reasons(failed)}); their replies are in the store's failed/ "
+            "folder: fix the prompts or the model, then rerun with --retry-failed"
+        )
+    return None
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def run_pending(
@@ -125,10 +179,19 @@ def run_pending(
     store: WorkStore,
 ) -> Counter:
     """Outcome tag -> count, on the executor `generate.executor` names (a Dask worker builds
-    its own backend from `params`)."""
+    its own backend from `params`), once accept_probe has checked the configuration on the
+    first items, run one at a time."""
+    head, rest = pending[:PROBE_ITEMS], pending[PROBE_ITEMS:]
     if params.executor == "dask":
-        return run_dask(pending, windows, types, params, store)
-    return run_local(pending, windows, types, params, backend, store)
+        outcomes = attempt_on_dask(head, windows, types, params)
+    else:
+        outcomes = [attempt_item(item, windows[item.window], types[item.ptype], backend, params.mode) for item in head]
+    counts = accept_probe(head, outcomes, store)
+    if not rest:
+        return counts
+    if params.executor == "dask":
+        return counts + run_dask(rest, windows, types, params, store)
+    return counts + run_local(rest, windows, types, params, backend, store)
 
 
 def generate_metrics(

@@ -9,14 +9,13 @@ import hashlib
 import time
 from dataclasses import dataclass
 
-from llm.base import ChatBackend, LLMError
+from llm.base import ChatBackend, LLMError, blames_the_item, declined, refusal
 from synth.prompt_types import (
     PARSERS,
     Parsed,
     ParseError,
     PromptType,
     check_expectations,
-    declined,
     parse_answer_only,
     parse_question_only,
 )
@@ -30,6 +29,17 @@ class WorkItem:
     window: int  # index into the windows list
     ptype: int  # index into the selected prompt types
     sample: int = 0  # which of generate.samples_per_type draws of this (window, type)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tag: str  # "ok", "skipped:<reason>" or "failed:<reason>": what the caller counts
+    state: str | None  # the store folder it belongs in (DONE, FAILED); None: not stored
+    payload: dict
+
+    def store(self, store: WorkStore, key: str) -> None:
+        if self.state is not None:
+            store.put(self.state, key, self.payload)
 
 
 class Skip(Exception):
@@ -51,8 +61,7 @@ def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str, sample
         return check_expectations(ptype, PARSERS[ptype.format](composed))
     if mode == "single":
         reply = backend.chat([{"role": "user", "content": ptype.render(ptype.prompt, window)}])
-        if declined(reply):
-            raise Skip("model_declined")
+        check_declined(reply)
         try:
             return check_expectations(ptype, PARSERS[ptype.format](reply))
         except ParseError as exc:
@@ -60,17 +69,26 @@ def ask(backend: ChatBackend, ptype: PromptType, window: dict, mode: str, sample
     if not ptype.chain_question:
         raise Skip("no_chain_prompt")
     q_reply = backend.chat([{"role": "user", "content": ptype.render(ptype.chain_question, window)}])
-    if declined(q_reply):
-        raise Skip("model_declined")
+    check_declined(q_reply)
     try:
         question = parse_question_only(q_reply)
     except ParseError as exc:
         raise LLMError(f"parse_{exc.reason}", str(exc), raw=q_reply) from exc
     a_reply = backend.chat([{"role": "user", "content": ptype.render(ptype.chain_answer, window, question)}])
+    check_declined(a_reply)  # the answer prompt invites NONE too: never a training answer
     try:
         return Parsed(question, parse_answer_only(a_reply))
     except ParseError as exc:
         raise LLMError(f"parse_{exc.reason}", str(exc), raw=a_reply) from exc
+
+
+def check_declined(reply: str) -> None:
+    """Raise Skip for a reply that declines (NONE) or refuses: no record, and not a failure
+    to retry (asking again gets the same answer)."""
+    if declined(reply):
+        raise Skip("model_declined")
+    if refusal(reply):
+        raise Skip("model_refused")
 
 
 def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, generator: str, mode: str) -> dict:
@@ -89,27 +107,28 @@ def make_record(key: str, ptype: PromptType, window: dict, parsed: Parsed, gener
     }
 
 
-def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str, store: WorkStore) -> str:
-    """Run one item and store its result; returns the outcome tag counted by the caller
-    ("ok", "skipped:<reason>" or "failed:<reason>")."""
+def attempt_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str) -> Outcome:
+    """Run one item; nothing is stored yet (the caller may hold the first results back)."""
     base = {"key": item.key, "window": window["id"], "type": ptype.name, "mode": mode, "generator": backend.name}
     try:
         parsed = ask(backend, ptype, window, mode, item.sample)
     except Skip as exc:
-        store.put(DONE, item.key, base | {"records": [], "skipped": exc.reason})
-        return f"skipped:{exc.reason}"
+        return Outcome(f"skipped:{exc.reason}", DONE, base | {"records": [], "skipped": exc.reason})
     except ParseError as exc:  # rules output that its own parser rejects: a bug, keep it visible
-        store.put(
-            FAILED,
-            item.key,
-            base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()},
-        )
-        return f"failed:parse_{exc.reason}"
+        payload = base | {"reason": f"parse_{exc.reason}", "error": str(exc), "raw": None, "time": time.time()}
+        return Outcome(f"failed:parse_{exc.reason}", FAILED, payload)
     except LLMError as exc:
-        store.put(
-            FAILED, item.key, base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()}
-        )
-        return f"failed:{exc.reason}"
+        payload = base | {"reason": exc.reason, "error": str(exc), "raw": exc.raw, "time": time.time()}
+        # A server that was down or refused the key would leave the item failed for good:
+        # not stored, so a plain rerun runs it again.
+        return Outcome(f"failed:{exc.reason}", FAILED if blames_the_item(exc.reason) else None, payload)
     record = make_record(item.key, ptype, window, parsed, backend.name, mode)
-    store.put(DONE, item.key, base | {"records": [record], "skipped": None})
-    return "ok"
+    return Outcome("ok", DONE, base | {"records": [record], "skipped": None})
+
+
+def run_item(item: WorkItem, window: dict, ptype: PromptType, backend: ChatBackend, mode: str, store: WorkStore) -> str:
+    """Run one item and store its result; returns the outcome tag counted by the caller
+    ("ok", "skipped:<reason>" or "failed:<reason>")."""
+    outcome = attempt_item(item, window, ptype, backend, mode)
+    outcome.store(store, item.key)
+    return outcome.tag

@@ -198,15 +198,6 @@ def parse_contrastive(reply: str) -> Parsed:
     return Parsed(fields["question"], text, meta)
 
 
-DECLINED = re.compile(r"^\W*none\W*$", re.IGNORECASE)
-
-
-def declined(reply: str) -> bool:
-    """The prompts let a model answer NONE when the text lacks what the type needs (no
-    date for `when`): an honest skip, not a format failure."""
-    return bool(DECLINED.match(reply.strip()))
-
-
 def check_expectations(ptype: PromptType, parsed: Parsed) -> Parsed:
     if ptype.expect_label is not None and parsed.meta.get("label") is not ptype.expect_label:
         raise ParseError("wrong_label", f"{ptype.name} needs a {ptype.expect_label} statement")

@@ -260,17 +260,3 @@ def wrap_windows(windows: list[dict], styles: list[Style], params: QptParams, st
         if len(records) < params.phrasings_per_window:
             stats["windows_short_of_styles"] += 1
         yield from records
-
-
-def check_windows(windows: list, source: Path) -> None:
-    for number, window in enumerate(windows, start=1):
-        if (
-            not isinstance(window, dict)
-            or not all(isinstance(window.get(k), str) for k in ("id", "article", "text"))
-            or not isinstance(window.get("sentences"), list)
-            or not isinstance(window.get("start"), int)
-            or not isinstance(window.get("opens_section"), bool)
-        ):
-            raise ValueError(
-                f"{source}: record {number} is not a window (needs id, article, start, opens_section, sentences, text)"
-            )

@@ -133,6 +133,10 @@ class RulesBackend(ChatBackend):
 
     def __init__(self, windows: list[dict], seed: int):
         self.seed = seed
+        # Names and distractors are drawn from the whole corpus, so every item depends on all
+        # of it: the corpus is part of each item's key (an incremental run equals a fresh one;
+        # a changed corpus regenerates every rules item, about a minute on the sample).
+        self.corpus = hashlib.sha256("\n".join(w["id"] for w in windows).encode()).hexdigest()[:16]
         self.index = EntityIndex.from_windows(windows)
         self.distractors = Distractors(self.index, windows)
         self._wh: dict[str, tuple[WhQuestion, ...]] = {}
@@ -148,7 +152,13 @@ class RulesBackend(ChatBackend):
 
     def fingerprint(self) -> dict:
         gazetteer = hashlib.sha256(Path(DEFAULT_GAZETTEER).read_bytes()).hexdigest()[:12]
-        return {"backend": self.name, "version": RULES_VERSION, "seed": self.seed, "gazetteer": gazetteer}
+        return {
+            "backend": self.name,
+            "version": RULES_VERSION,
+            "seed": self.seed,
+            "gazetteer": gazetteer,
+            "corpus": self.corpus,
+        }
 
     def compose(self, task, window: dict, sample: int = 0) -> str:
         """ChatBackend.compose: the reply for one (prompt type, window, sample); raises Unsupported."""

@@ -70,6 +70,10 @@ class WorkStore:
         ones idle for STALE_TEMP_SECONDS: another run sharing the store may be writing."""
         return remove_stale_temps(self.root, STALE_TEMP_SECONDS) if self.local else 0
 
+    def failed_reasons(self) -> dict[str, str]:
+        """key -> reason of every failed item."""
+        return {key: (self.get(FAILED, key) or {}).get("reason", "unknown") for key in self.keys(FAILED)}
+
     def iter_failed(self) -> Iterator[dict]:
         for key in sorted(self.keys(FAILED)):
             payload = self.get(FAILED, key)

@@ -42,7 +42,7 @@ class EchoBackend(ChatBackend):
         if "DECLINE" in prompt:  # a type the text has no material for
             return "NONE"
         if "BAD-TYPE" in prompt:  # a prompt type whose replies never parse
-            return "I am sorry, I cannot help with that."
+            return "Here is a fine quiz item for you, enjoy."
         if "QUESTION ONLY" in prompt:
             return "Question: " + _topic(prompt) + "?"
         if "ANSWER THIS" in prompt:

@@ -17,10 +17,11 @@ Server-wide behaviour (constructor keywords, also settable while running):
                      (vLLM/SGLang with a reasoning parser)
   reject_chat_template_kwargs  answer 400 to any request carrying that field
   api_key            require "Authorization: Bearer <api_key>" (401 otherwise)
+  check_model        answer 400 to a request for any model but `model` (as vLLM does)
 
 One-shot behaviour: `server.script(step, ...)` queues steps; each chat request takes the next
 (in arrival order) until the queue is empty, then gets the default. Steps: ok(), error(),
-slow(), drop(), garbage(), no_choices(), truncated().
+slow(), trickle(), drop(), garbage(), no_choices(), truncated().
 
 Every request is recorded (method, path, lower-cased headers, parsed JSON body) in
 `server.requests`; `server.peak_in_flight` is the most chat requests handled at once.
@@ -46,6 +47,7 @@ from llm.params import OpenAIParams
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
+TRICKLE_HEADER = "X-Test-Trickle"  # internal: tells the handler to trickle; never sent
 _DEFAULT = object()  # "compute the default reply": distinct from content=None (JSON null)
 
 
@@ -79,6 +81,7 @@ class Step:
     finish_reason: str = "stop"
     retry_after: str | None = None
     error_message: str = "scripted failure"
+    trickle: float | None = None  # send the body one byte every this many seconds
 
 
 def ok(content: str | None | object = _DEFAULT, finish_reason: str = "stop", delay: float | None = None) -> Step:
@@ -92,6 +95,12 @@ def error(status: int, retry_after: str | None = None, message: str = "scripted 
 def slow(seconds: float) -> Step:
     """A normal reply after `seconds`: longer than a client's timeout, it times out."""
     return Step(delay=seconds)
+
+
+def trickle(seconds_per_byte: float) -> Step:
+    """A normal reply whose body comes one byte every `seconds_per_byte`: each read is quick,
+    the whole reply is not."""
+    return Step(trickle=seconds_per_byte)
 
 
 def drop() -> Step:
@@ -129,6 +138,7 @@ class OpenAIServer:
     reasoning_field: bool = False
     reject_chat_template_kwargs: bool = False
     api_key: str | None = None
+    check_model: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
     peak_in_flight: int = 0
 
@@ -207,6 +217,8 @@ class OpenAIServer:
             return _error(401, "Incorrect API key provided", "invalid_api_key")
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return _error(400, "'messages' is a required property", "invalid_request_error")
+        if self.check_model and body.get("model") != self.model:
+            return _error(400, f"The model `{body.get('model')}` does not exist.", "NotFoundError")
         if self.reject_chat_template_kwargs and "chat_template_kwargs" in body:
             # The wording of OpenAI's own API for an unknown field.
             return _error(400, "Unrecognized request argument supplied: chat_template_kwargs", "invalid_request_error")
@@ -223,7 +235,8 @@ class OpenAIServer:
             return status, headers_out, data
         if step.raw_body is not None:
             return 200, {}, step.raw_body
-        return 200, {}, json.dumps(self._completion(body, step)).encode()
+        data = json.dumps(self._completion(body, step)).encode()
+        return 200, ({TRICKLE_HEADER: str(step.trickle)} if step.trickle else {}), data
 
     def _completion(self, body: dict, step: Step) -> dict:
         message: dict = {"role": "assistant"}
@@ -323,6 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, extra, data)
 
     def _send(self, status: int, extra: dict[str, str], data: bytes) -> None:
+        trickle = float(extra.pop(TRICKLE_HEADER, 0) or 0)
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -330,7 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
             for key, value in extra.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(data)
+            if not trickle:
+                self.wfile.write(data)
+            for i in range(len(data) if trickle else 0):
+                if self.server.app._stopping.wait(trickle):
+                    break  # the server is stopping: hang up mid-body
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (timed out) before the reply
 

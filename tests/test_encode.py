@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from dataset.chatml import ChatEncoder, encode_prompt, render, render_prompt
-from dataset.encode import article_split
-from dataset.recall_split import NearDuplicateIndex, choose_recall_groups, guard_near_duplicates, jaccard, shingle_sets
+from dataset.recall_split import RecallQuestionIndex, article_split, choose_recall_groups, guard_near_duplicates
 from dataset.token_files import ids_dtype, load_split
 from dataset.tokenizer import Tokenizer
+from quality.near_duplicates import jaccard, shingle_sets
 from stages import encode as stage
 from tests.conftest import write_params
 from tests.tokenizer_helpers import chat, sample_articles, sample_records, train_tokenizer, write_jsonl
@@ -232,7 +232,7 @@ def test_near_duplicate_index_equals_brute_force_jaccard():
     texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) for _ in range(300)]
     held = {("a", str(i)): [texts[i]] for i in range(0, 300, 3)}
     for threshold in (0.5, 0.8, 1.0):
-        index = NearDuplicateIndex(held, threshold)
+        index = RecallQuestionIndex(held, threshold)
         for text in texts:
             probe = shingle_sets(text)
             expected = {g for g, [q] in held.items()

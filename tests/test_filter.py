@@ -203,6 +203,16 @@ def record(question="Who commanded the 6th Army at Stalingrad?", answer="Friedri
             "messages[1].content",
             "structure:repeats_question",
         ),
+        (record(answer="NONE"), "messages[1].content", "content:none"),
+        (record(answer="As an AI language model, I cannot know that."), "messages[1].content", "content:refusal"),
+        (record(answer="I'm sorry, but I can't help with that."), "messages[1].content", "content:refusal"),
+        (record(answer="According to the text, it was Paulus."), "messages[1].content", "content:source_reference"),
+        (record(answer="The passage does not say who."), "messages[1].content", "content:source_reference"),
+        (
+            record(question="Who, in the given excerpt, led the 6th Army?"),
+            "messages[0].content",
+            "content:source_reference",
+        ),
         ({"id": "x", "messages": "Paulus"}, None, "structure:malformed"),
         (["not", "a", "record"], None, "structure:malformed"),
     ],
@@ -210,6 +220,20 @@ def record(question="Who commanded the 6th Army at Stalingrad?", answer="Friedri
 def test_structural_checks(rec, field, check):
     rejection = structure_rejection(rec, text_fields(rec, ("generator", "mode", "family")), 2000)
     assert (rejection.field, rejection.check) == (field, check)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The text of the Potsdam Declaration demanded unconditional surrender.",
+        "The passage of the Lend-Lease Act in March 1941 let Britain buy arms on credit.",
+        "None of the German divisions escaped the pocket.",
+        "Paulus was sorry to surrender, but he could not break out.",
+    ],
+)
+def test_history_that_only_looks_like_a_content_problem_is_kept(answer):
+    rec = record(answer=answer)
+    assert structure_rejection(rec, text_fields(rec, ("generator", "mode", "family")), 2000) is None
 
 
 def test_a_true_false_answer_restating_the_statement_is_fine():
@@ -224,9 +248,13 @@ def line(rec) -> bytes:
     return (json.dumps(rec, ensure_ascii=False) + "\n").encode()
 
 
-def run(tmp_path, lines: list[bytes], **overrides):
+def run(tmp_path, lines: list[bytes], qpt: list[bytes] | None = None, **overrides):
     inp = tmp_path / "generated.jsonl"
     inp.write_bytes(b"".join(lines))
+    more = []
+    if qpt is not None:
+        (tmp_path / "qpt.jsonl").write_bytes(b"".join(qpt))
+        more = ["--in", str(tmp_path / "qpt.jsonl")]
     params = write_params(tmp_path, {f"filter.{k}": v for k, v in overrides.items()})
     out, rejects, metrics = tmp_path / "filtered.jsonl", tmp_path / "rejects", tmp_path / "filter.json"
     code = filter_stage.main(
@@ -235,6 +263,7 @@ def run(tmp_path, lines: list[bytes], **overrides):
             str(params),
             "--in",
             str(inp),
+            *more,
             "--out",
             str(out),
             "--rejects",
@@ -289,6 +318,23 @@ def test_main_smoke_rejects_folder_and_byte_identical_rerun(tmp_path):
     first = {p: p.read_bytes() for p in [out, metrics, *rejects.iterdir()]}
     assert run(tmp_path, [line(r) for r in GOOD + BAD])[0] == 0
     assert {p: p.read_bytes() for p in [out, metrics, *rejects.iterdir()]} == first
+
+
+def test_qpt_records_are_filtered_too(tmp_path):
+    german = "Die 6. Armee wurde im Winter 1942 bei Stalingrad eingeschlossen und ergab sich im Februar 1943."
+    english = "The 6th Army was encircled at Stalingrad in the winter of 1942 and surrendered in February 1943."
+    qpt = [dict(record("whatt happenwd at stalingrad", text), kind="qpt", type="qpt") for text in (german, english)]
+    for rec in qpt:  # a Q-PT record's labels, and its user turn typo'd on purpose from our template
+        rec["meta"] |= {"style": "typo", "template": "whatt happenwd at {topic}"}
+    code, out, rejects, metrics = run(tmp_path, [line(GOOD[0])], qpt=[line(r) for r in qpt])
+    assert code == 0
+    assert [json.loads(x)["messages"][1]["content"] for x in out.read_text().splitlines()] == [
+        "Friedrich Paulus.",
+        english,
+    ]
+    report = json.loads(metrics.read_text())
+    assert report["records_in"] == 3 and report["rejected_by_kind"] == {"qpt": 1}
+    assert report["rejected_by_check"] == {"language:German": 1}
 
 
 def test_eval_targets_default_beats_seed(tmp_path):

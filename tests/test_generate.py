@@ -3,10 +3,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from corpus.articles import parse_sample_article
+from corpus.windows import article_sentences, window_article
 from stages import generate
 from synth.generate import plan_items, select_types
 from synth.prompt_types import load_registry
@@ -34,8 +37,8 @@ def registry(*names, bad=(), decline=()):
 
 def windows(n=6):
     return [
-        {"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "text": f"Battle {i} was fought in 194{i % 6}."}
-        for i in range(n)
+        {"id": f"w{i:03d}", "article": f"Battle {i}", "section": "", "start": 0, "sentences": [text], "text": text}
+        for i, text in ((i, f"Battle {i} was fought in 194{i % 6}.") for i in range(n))
     ]
 
 
@@ -117,7 +120,7 @@ def test_unusable_replies_go_to_the_failed_folder_and_are_retried_only_when_aske
     failed = list(WorkStore(str(tmp_path / "store")).iter_failed())
     assert len(failed) == 6
     assert failed[0]["reason"] == "parse_missing_question"
-    assert failed[0]["raw"] == "I am sorry, I cannot help with that."
+    assert failed[0]["raw"] == "Here is a fine quiz item for you, enjoy."
     assert failed[0]["type"] == "broken"
     metrics = json.loads((tmp_path / "generate.json").read_text())
     assert metrics["failed"] == {"parse_missing_question": 6}
@@ -234,7 +237,7 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
     from tests.openai_server import OpenAIServer, garbage, ok
 
     with OpenAIServer(think=True) as server:
-        server.script(garbage(), ok(content="Sorry, I cannot do that."))
+        server.script(garbage(), ok(content="Here is a great question about the battle."))
         params = setup(
             tmp_path,
             registry("alpha"),
@@ -244,11 +247,13 @@ def test_openai_backend_end_to_end_against_a_loopback_server(tmp_path):
         code, records = run(tmp_path, params)
         assert all(r.body.get("chat_template_kwargs") == {"enable_thinking": False} for r in server.chat_requests)
     assert code == 0
-    assert len(records) == 5  # the garbage reply was retried; the refusal is a failed item
+    assert len(records) == 5  # the garbage reply was retried; the unlabelled reply is a failed item
     assert all(r["meta"]["generator"] == "openai:Qwen/Qwen3-4B" for r in records)
     assert all("<think>" not in m["content"] for r in records for m in r["messages"])
     [failed] = WorkStore(str(tmp_path / "store")).iter_failed()
-    assert failed["reason"] == "parse_missing_question" and failed["raw"] == "Sorry, I cannot do that."
+    assert (
+        failed["reason"] == "parse_missing_question" and failed["raw"] == "Here is a great question about the battle."
+    )
 
 
 def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_path):
@@ -267,3 +272,171 @@ def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_pat
     assert [item.sample for item in items[:6]] == [0] * 6  # every window's first sample runs first
     params = setup(tmp_path, registry("alpha"), samples_per_type=0)
     assert run(tmp_path, params)[0] == 2
+
+
+# --- the LLM path: configuration errors, transient failures, dead servers ----------------
+
+
+def openai_setup(tmp_path, server, n_windows=6, **params):
+    openai = {"openai.base_url": server.base_url, "openai.model": "loopback-model", "openai.api_key_env": ""}
+    openai |= {"openai.max_retries": 1, "openai.backoff_seconds": 0.01, "openai.max_backoff_seconds": 0.01}
+    openai |= {"openai.timeout_seconds": 2.0}
+    return setup(tmp_path, registry("alpha"), n_windows, backend="openai", **(openai | params))
+
+
+def store_counts(tmp_path):
+    store = WorkStore(str(tmp_path / "store"))
+    return len(store.keys(DONE)), len(store.keys(FAILED))
+
+
+def test_a_wrong_model_name_stops_the_run_and_stores_nothing(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer
+
+    with OpenAIServer(check_model=True) as server:
+        params = openai_setup(tmp_path, server, **{"openai.model": "Qwen/Qwen3-4B-typo"})
+        code, records = run(tmp_path, params)
+        assert code == 2 and records == []
+        assert "the first 4 requests all failed with HTTP 400" in caplog.text
+        assert "Qwen3-4B-typo` does not exist" in caplog.text and "generate.openai.model" in caplog.text
+        assert len(server.chat_requests) == 4  # it stopped after the probe
+        assert store_counts(tmp_path) == (0, 0)
+        params = openai_setup(tmp_path, server)  # the name fixed: a plain rerun does everything
+        code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+
+
+def test_a_missing_key_stops_the_run_and_a_fixed_key_completes_it(tmp_path, caplog, monkeypatch):
+    from tests.openai_server import OpenAIServer
+
+    monkeypatch.delenv("WW2LM_TEST_KEY", raising=False)
+    with OpenAIServer(api_key="sk-right") as server:
+        params = openai_setup(tmp_path, server, **{"openai.api_key_env": "WW2LM_TEST_KEY"})
+        code, _ = run(tmp_path, params)
+        assert code == 2 and "failed with HTTP 401" in caplog.text and "api_key_env" in caplog.text
+        assert store_counts(tmp_path) == (0, 0)
+        monkeypatch.setenv("WW2LM_TEST_KEY", "sk-right")
+        code, records = run(tmp_path, params)
+    assert code == 0 and len(records) == 6
+
+
+def test_one_refused_prompt_among_good_ones_is_an_item_failure(tmp_path):
+    from tests.openai_server import OpenAIServer, error
+
+    with OpenAIServer() as server:
+        server.script(error(400, message="prompt too long"))
+        code, records = run(tmp_path, openai_setup(tmp_path, server))
+    assert code == 0 and len(records) == 5
+    assert store_counts(tmp_path) == (5, 1)
+
+
+def test_transient_failures_are_not_stored_and_a_plain_rerun_runs_them(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer, error
+
+    with OpenAIServer() as server:
+        params = openai_setup(tmp_path, server, concurrency=1)
+        # Two attempts per item: three items give up, two on 503 and one on 429.
+        server.script(*[error(503)] * 4, *[error(429)] * 2)
+        code, records = run(tmp_path, params)
+        assert code == 1 and len(records) == 3
+        assert "3 of 6 items could not be run (http_503: 2, http_429: 1)" in caplog.text
+        assert "rerun the stage" in caplog.text
+        assert store_counts(tmp_path) == (3, 0)
+        code, records = run(tmp_path, params)  # no --retry-failed
+    assert code == 0 and len(records) == 6
+
+
+def test_a_server_that_dies_mid_run_exits_non_zero_and_a_rerun_finishes(tmp_path, caplog):
+    from tests.openai_server import OpenAIServer
+
+    server = OpenAIServer(latency=0.05).start()
+    params = openai_setup(tmp_path, server, 40, concurrency=2)
+    killer = threading.Timer(0.6, server.stop)  # after the probe and some items
+    killer.start()
+    code, records = run(tmp_path, params)
+    killer.join()
+    done, failed = store_counts(tmp_path)
+    assert code == 1 and 4 <= done < 40 and failed == 0
+    assert f"{40 - done} of 40 items could not be run (connection" in caplog.text
+    with OpenAIServer() as again:
+        code, records = run(tmp_path, openai_setup(tmp_path, again, 40))
+        assert len(again.chat_requests) == 40 - done  # only what the dead server left
+    assert code == 0 and len(records) == 40
+
+
+def test_chain_mode_skips_none_and_refusals_in_the_answer_call(tmp_path):
+    from tests.openai_server import OpenAIServer, ok
+
+    with OpenAIServer() as server:
+        server.script(
+            ok("Question: Who led the attack on Battle 0?"),
+            ok("NONE"),
+            ok("Question: Who led the attack on Battle 1?"),
+            ok("As an AI language model, I cannot answer that."),
+            ok("I'm sorry, but I can't help with that."),  # a refused question call
+        )
+        params = openai_setup(tmp_path, server, 3, mode="chain", concurrency=1)
+        code, records = run(tmp_path, params)
+    assert code == 0 and records == []
+    per_type = json.loads((tmp_path / "generate.json").read_text())["per_type"]["alpha"]
+    assert per_type == {"skipped:model_declined": 1, "skipped:model_refused": 2}
+
+
+def test_a_run_where_every_item_failed_exits_non_zero(tmp_path, caplog):
+    params = setup(tmp_path, registry("broken", bad={"broken"}))
+    code, records = run(tmp_path, params)
+    assert code == 1 and records == []
+    assert "every one of the 6 items failed (parse_missing_question: 6)" in caplog.text
+
+
+def test_a_window_without_sentences_is_named(tmp_path, caplog):
+    params = setup(tmp_path, registry("alpha"))
+    rows = windows(3)
+    del rows[1]["sentences"]
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in rows))
+    code, _ = run(tmp_path, params)
+    assert code == 2
+    assert "record 2 (window w001) is not a window: missing or wrong type: sentences" in caplog.text
+    assert not (tmp_path / "store").exists()
+
+
+# --- the rules backend: an item does not depend on the store's history --------------------
+
+
+def sample_windows(n_articles):
+    paths = sorted((ROOT / "data/sample").glob("*.md"))[:n_articles]
+    articles = [parse_sample_article(p.read_text(), p.name) for p in paths]
+    return [w for a in articles for w in window_article(a["title"], article_sentences(a), 8, 4)]
+
+
+def rules_run(tmp_path, store, windows_list):
+    (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows_list))
+    params = write_params(
+        tmp_path,
+        {
+            "generate.backend": "rules",
+            "generate.samples_per_type": 1,
+            # the types that draw distractors and names from the whole corpus
+            "generate.types": [
+                "contrast_person",
+                "contrast_place",
+                "wrong_person",
+                "false_statement",
+                "multiple_choice",
+            ],
+        },
+    )
+    argv = args(tmp_path, params)
+    argv[argv.index("--store") + 1] = str(tmp_path / store)
+    argv[argv.index("--types") + 1] = str(ROOT / "data/prompt_types.yaml")
+    assert generate.main(argv) == 0
+    return (tmp_path / "generated.jsonl").read_bytes()
+
+
+@pytest.mark.slow
+def test_an_incremental_rules_run_equals_a_fresh_one_byte_for_byte(tmp_path):
+    small, full = sample_windows(6), sample_windows(12)
+    rules_run(tmp_path, "store", small)  # a store from a smaller corpus...
+    incremental = rules_run(tmp_path, "store", full)  # ...then articles added
+    fresh = rules_run(tmp_path, "fresh", full)
+    assert incremental.count(b"\n") > 100
+    assert incremental == fresh

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -25,6 +26,7 @@ from tests.openai_server import (
     no_choices,
     ok,
     slow,
+    trickle,
     truncated,
 )
 
@@ -189,6 +191,33 @@ def test_a_slow_reply_times_out_and_the_retry_succeeds(server, make_chat):
     assert chat.chat(MESSAGES) == EXPECTED
     assert chat.waits == [0.5]
     assert len(server.chat_requests) == 2
+
+
+def test_a_trickling_reply_hits_the_request_deadline(server, make_chat):
+    # Every read gets a byte within 0.5 s, far inside the per-read limit; the whole reply
+    # (hundreds of bytes) would take minutes.
+    server.script(trickle(0.5))
+    chat = make_chat(timeout_seconds=1.0, max_retries=0)
+    started = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        chat.chat(MESSAGES)
+    assert info.value.reason == "timeout" and info.value.transient
+    assert "timeout_seconds=1.0" in str(info.value)
+    assert time.monotonic() - started < 3.0
+
+
+def test_transient_and_client_errors_are_told_apart():
+    from llm.base import client_error_status, is_transient
+
+    assert [is_transient(r) for r in ("connection", "timeout", "http_429", "http_503")] == [True] * 4
+    assert [is_transient(r) for r in ("http_400", "http_401", "bad_response", "parse_missing_question")] == [False] * 4
+    assert [client_error_status(r) for r in ("http_400", "http_401", "http_403", "http_429", "http_500")] == [
+        400,
+        401,
+        403,
+        None,
+        None,
+    ]
 
 
 def test_a_dropped_connection_is_retried(server, make_chat):

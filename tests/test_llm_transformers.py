@@ -299,7 +299,17 @@ def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path
         "types:\n  - name: who\n    family: question\n    kind: qa\n    format: qa\n"
         f"    prompt: {json.dumps(CONVERSATIONS[0][0])}\n"
     )
-    windows = [{"id": f"w{i}", "article": "Battle of Stalingrad", "section": "", "text": "Paulus."} for i in range(3)]
+    windows = [
+        {
+            "id": f"w{i}",
+            "article": "Battle of Stalingrad",
+            "section": "",
+            "start": 0,
+            "sentences": ["Paulus."],
+            "text": "Paulus.",
+        }
+        for i in range(3)
+    ]
     (tmp_path / "windows.jsonl").write_text("".join(json.dumps(w) + "\n" for w in windows))
     settings = {f"generate.transformers.{k}": v for k, v in dataclasses.asdict(make_params(model_dir)).items()}
     params = write_params(
@@ -313,7 +323,7 @@ def test_the_generate_stage_runs_on_the_transformers_backend(model_dir, tmp_path
             "--out", str(tmp_path / "generated.jsonl"), "--metrics", str(tmp_path / "generate.json"),
         ]
     )  # fmt: skip
-    assert code == 0
+    assert code == 1  # every item failed, and the stage says so
     failed = list(WorkStore(str(tmp_path / "store")).iter_failed())
     assert [(f["reason"], f["raw"]) for f in failed] == [("parse_missing_question", CONVERSATIONS[0][1])] * 3
     assert {f["generator"] for f in failed} == {f"transformers:{model_dir.name}"}

@@ -1,12 +1,12 @@
 import pytest
 
+from llm.base import declined, refusal
 from synth.prompt_types import (
     PARSERS,
     ParseError,
     PromptType,
     RegistryError,
     check_expectations,
-    declined,
     load_registry,
     parse_question_only,
 )
@@ -138,6 +138,8 @@ def test_contrastive_meta_and_answer_by_letter():
 
 def test_none_is_a_decline_and_labels_are_checked():
     assert declined("NONE") and declined(" none. ") and not declined("None of the carriers survived.")
+    assert refusal("As an AI language model, I cannot say.") and refusal("I'm sorry, but I can't help with that.")
+    assert not refusal("Paulus could not break out and surrendered.")
     ptype = PromptType("true_statement", "true_false", "qa", "true_false", "p {text}", expect_label=True)
     parsed = PARSERS["true_false"]("Statement: Midway was in 1943.\nAnswer: False")
     with pytest.raises(ParseError, match="wrong_label"):
@@ -176,3 +178,11 @@ def test_a_bad_registry_names_the_problem(tmp_path, yaml_text, message):
     path.write_text(yaml_text)
     with pytest.raises(RegistryError, match=message):
         load_registry(path)
+
+
+@pytest.mark.parametrize("name", ["why", "which", "cause_effect", "timeline", "multiple_choice", "fill_blank"])
+def test_types_that_need_a_kind_of_fact_offer_the_none_escape(name):
+    ptype = next(t for t in load_registry(ROOT / "data/prompt_types.yaml") if t.name == name)
+    for template in (ptype.prompt, ptype.chain_question, ptype.chain_answer):
+        if template is not None:
+            assert "reply with the single word NONE and nothing else" in template

@@ -267,7 +267,11 @@ def test_bad_windows_input_is_a_clear_error(tmp_path, params_file, caplog):
     )
     assert code == 2 and "windows.jsonl:2: invalid json" in caplog.text and not out.exists()
     code, out, _ = run(tmp_path, params_file, windows=[WINDOWS[0], {"id": "x", "article": "A"}])
-    assert code == 2 and "record 2 is not a window" in caplog.text and not out.exists()
+    assert (
+        code == 2
+        and "record 2 (window x) is not a window: missing or wrong type: text, start" in caplog.text
+        and not out.exists()
+    )
 
 
 @pytest.mark.parametrize(
