@@ -240,6 +240,7 @@ def rows_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, length: int) -
     return y.transpose(1, 2).reshape(n, nh, hs)
 
 
+@torch.compiler.disable  # a loop over data-dependent groups: one graph per layout otherwise
 def grouped_attention(q: Tensor, k: Tensor, v: Tensor, groups: Groups) -> Tensor:
     """One causal call per group of equal padded length: q, k, v (N, nh, hs) -> (N, nh, hs).
 

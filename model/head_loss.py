@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-CHUNK_LOGITS = 2**23  # logits per chunk (32 MB of fp32): 256 positions at a 32,000 vocabulary
+CHUNK_LOGITS = 2**23  # logits per chunk (32 MB of fp32): 262 positions at a 32,000 vocabulary
 
 
 def head_cross_entropy(hidden: Tensor, weight: Tensor, targets: Tensor, chunk_logits: int = CHUNK_LOGITS) -> Tensor:
