@@ -6,7 +6,8 @@ the same weights (ours copied from theirs by model.hf_import), the same batch of
 random tokens with next-token labels, and the same optimizer (torch AdamW, foreach, the
 same two decay/no-decay groups). fp32 on the CPU. Neither packs: transformers' GPT-2 cannot,
 and unpacked rows are our one-record-per-row path (a packed row costs less attention still,
-see bench/attention.py).
+see bench/attention.py). Our loss is the trainer's (`return_logits=False`: the head in
+chunks, model/head_loss.py); theirs materialises all logits, as transformers does.
 
 Time: the median of --repeats steps per model, after one warm-up step each, alternating the
 models step by step so drift in the machine's speed hits both alike.
@@ -84,7 +85,7 @@ def step_fn(model: torch.nn.Module, idx: torch.Tensor) -> Callable[[], float]:
         loss_mask[:, -1] = False  # the last position has no next token: same count as GPT-2's shift
 
         def loss() -> torch.Tensor:
-            return model(idx, targets=targets, loss_mask=loss_mask)[1]
+            return model(idx, targets=targets, loss_mask=loss_mask, return_logits=False)[1]  # as the trainer calls it
     else:
 
         def loss() -> torch.Tensor:
