@@ -34,7 +34,10 @@ from pathlib import Path
 
 import yaml
 
+from bench._timing import load_report, verdict
+
 ROOT = Path(__file__).resolve().parent.parent
+GOAL_TIME_RATIO = 2.0  # issue 16: at most 2x GNU shuf's time
 RSS_LIMIT_MB = 150
 GNU_TIME = "/usr/bin/time"
 _WORD_TEXT = """
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         records = write_input(source, args.mb)
         size_mb = source.stat().st_size / 2**20
-        print(f"input: records={records} mb={size_mb:.0f} generated_in_s={time.perf_counter() - t0:.1f}")
+        print(
+            f"input: records={records} mb={size_mb:.0f} generated_in_s={time.perf_counter() - t0:.1f} {load_report()}"
+        )
 
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         (work / "params.yaml").write_text(yaml.safe_dump({"shuffle": params["shuffle"]}))
@@ -137,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"time_ratio(ours/shuf)={ours_s / shuf_s:.2f} rss_ratio(ours/shuf)={ours_mb / shuf_mb:.2f}")
         ok = ours_mb < RSS_LIMIT_MB
         print(f"{'PASS' if ok else 'FAIL'} peak_rss_mb={ours_mb:.0f} {'<' if ok else '>='} {RSS_LIMIT_MB}")
+        fast = ours_s / shuf_s <= GOAL_TIME_RATIO
+        print(f"goal: time_ratio(ours/shuf) <= {GOAL_TIME_RATIO:g} {verdict(fast)}")
         return 0 if ok else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)

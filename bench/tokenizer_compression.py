@@ -27,6 +27,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench._timing import load_report
 from common.params import load_section
 from dataset.tokenizer import IM_END, IM_START, Tokenizer
 from dataset.tokenizer_training import (
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"corpus={Path(source).name if source != 'sample' else source} articles={len(articles)} "
         f"chars={sum(map(len, train_lines + held_out))} vocab_size={forced.vocab_size} "
-        f"forced_symbols={len(forced_symbols(terms))}"
+        f"forced_symbols={len(forced_symbols(terms))} {load_report()}"
     )
     for name, lines in (("train", train_lines), ("held_out", held_out)):
         f, p = per_1k(forced, lines), per_1k(plain, lines)

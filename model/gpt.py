@@ -25,6 +25,7 @@ from torch import Tensor
 
 from model.attention import RecordPlan, attend, choose_backend, plan_records
 from model.config import GPTConfig
+from model.head_loss import head_cross_entropy
 from model.kv_cache import KVCache, cached_attention
 from model.packing import cu_seqlens_from_positions, positions_from_cu_seqlens
 
@@ -153,8 +154,9 @@ class GPT(nn.Module):
         alone implies the other; neither means one record per row.
         return_logits=False (training, validation; needs targets): the head runs only on the
         positions whose target counts and no logits are returned (None): the same loss at a
-        fraction of the cost where the untied head over the vocabulary dominates (small models,
-        and the fp32 (B, T, vocab) logits are never materialised).
+        fraction of the cost where the untied head over the vocabulary dominates (small models),
+        computed a chunk of positions at a time (model/head_loss.py), so neither the fp32
+        (B, T, vocab) logits nor the counted positions' (M, vocab) are ever held at once.
         """
         if not return_logits and targets is None:
             raise ValueError("return_logits=False needs targets: there is nothing else to return")
@@ -170,7 +172,9 @@ class GPT(nn.Module):
             )
         if positions is None:
             positions = positions_from_cu_seqlens(cu_seqlens.to(device), b * t).view(b, t)
-        plan = plan_records(cu_seqlens, b * t, self._backend(device), device, self.deterministic_attention)
+        plan = plan_records(
+            cu_seqlens, b * t, self._backend(device), device, row_length=t, deterministic=self.deterministic_attention
+        )
 
         x = self.transformer.wte(idx) + self.transformer.wpe(positions)  # (B, T, C)
         for block in self.transformer.h:
@@ -179,8 +183,8 @@ class GPT(nn.Module):
             keep = targets != IGNORE_INDEX
             if loss_mask is not None:
                 keep &= loss_mask.bool()
-            counted = self.lm_head(self.transformer.ln_f(x[keep]))  # (M, vocab): the M counted targets
-            return None, masked_cross_entropy(counted[None], targets[keep][None])
+            hidden = self.transformer.ln_f(x[keep])  # (M, C): the M counted targets
+            return None, head_cross_entropy(hidden, self.lm_head.weight, targets[keep])  # never all (M, vocab) logits
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, vocab)
         loss = None if targets is None else masked_cross_entropy(logits, targets, loss_mask)
         return logits, loss

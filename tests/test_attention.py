@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.attention import attend, choose_backend, flash_unavailable_reason, plan_records
+from model.attention import attend, choose_backend, estimate_costs, flash_unavailable_reason, plan_records
 from model.packing import cu_seqlens_from_lengths
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -38,26 +38,65 @@ def qkv(lengths, nh=4, hs=16, seed=0):
     return [torch.randn(n, nh, hs, generator=gen, requires_grad=True) for _ in range(3)]
 
 
+# (backend, records path): every way the CPU can compute record-isolated attention
+WAYS = [("records", "auto"), ("records", "grouped"), ("records", "rows"), ("dense", "auto")]
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("backend", ["records", "dense"])
-def test_backend_matches_naive_reference(backend, layout):
+@pytest.mark.parametrize(("backend", "path"), WAYS)
+def test_backend_matches_naive_reference(backend, path, layout):
     lengths = LAYOUTS[layout]
     q, k, v = qkv(lengths)
-    plan = plan_records(cu_seqlens_from_lengths(lengths), sum(lengths), backend)
+    plan = plan_records(cu_seqlens_from_lengths(lengths), sum(lengths), backend, path=path)
     assert (attend(q, k, v, plan) - naive_attention(q, k, v, lengths)).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_records_and_dense_agree_forward_and_backward(layout):
+def test_records_paths_and_dense_agree_forward_and_backward(layout):
     lengths = LAYOUTS[layout]
     results = {}
-    for backend in ("records", "dense"):
+    for backend, path in WAYS:
         q, k, v = qkv(lengths)
-        out = attend(q, k, v, plan_records(cu_seqlens_from_lengths(lengths), sum(lengths), backend))
+        out = attend(q, k, v, plan_records(cu_seqlens_from_lengths(lengths), sum(lengths), backend, path=path))
         out.pow(2).sum().backward()
-        results[backend] = [out.detach(), q.grad, k.grad, v.grad]
-    for ours, reference in zip(results["records"], results["dense"], strict=True):
-        assert (ours - reference).abs().max() <= 1e-5
+        results[backend, path] = [out.detach(), q.grad, k.grad, v.grad]
+    for way in WAYS[:-1]:
+        for ours, reference in zip(results[way], results["dense", "auto"], strict=True):
+            assert (ours - reference).abs().max() <= 1e-5, way
+
+
+def test_rows_of_a_batch_are_masked_apart():
+    """Two rows of 64 tokens: the rows path masks each row on its own, and agrees with dense."""
+    lengths = [37, 27, 10, 50, 4]  # row 0: 37 + 27, row 1: 10 + 50 + 4
+    cu = cu_seqlens_from_lengths(lengths)
+    q, k, v = qkv(lengths)
+    rows = plan_records(cu, 128, "records", row_length=64, path="rows")
+    assert rows.dense_mask.shape == (2, 1, 64, 64)
+    assert (attend(q, k, v, rows) - naive_attention(q, k, v, lengths)).abs().max() <= 1e-5
+
+
+def test_the_cost_model_picks_rows_for_short_contexts_and_groups_for_long_ones():
+    short = [70, 90, 60, 120, 100, 72]  # one 512-token row: six records
+    assert plan_records(cu_seqlens_from_lengths(short), 512, "records").path == "rows"
+    long = [70, 90, 60, 120, 100] * 8 + [576]  # one 4096-token row of 41 records
+    costs = estimate_costs(tuple(long), 4096)
+    assert costs["grouped"][0] < costs["rows"][0] / 4  # the squares saved outweigh the calls
+    plan = plan_records(cu_seqlens_from_lengths(long), 4096, "records")
+    assert plan.path == "grouped" and sum(plan.groups.counts) == len(long)
+    uniform = plan_records(cu_seqlens_from_lengths([64, 64]), 128, "records", row_length=64)
+    assert uniform.path == "uniform"  # one record per row: a plain causal call
+
+
+def test_a_record_across_rows_rules_out_the_rows_path():
+    cu = cu_seqlens_from_lengths([40, 48, 40])  # the middle record straddles rows of 64
+    assert "rows" not in estimate_costs((40, 48, 40), 64)
+    assert plan_records(cu, 128, "records", row_length=64).path == "grouped"
+    with pytest.raises(ValueError, match="crosses a row boundary"):
+        plan_records(cu, 128, "records", row_length=64, path="rows")
+    with pytest.raises(ValueError, match="do not split into rows of 60"):
+        plan_records(cu, 128, "records", row_length=60)
+    with pytest.raises(ValueError, match="unknown records path 'loop'"):
+        plan_records(cu, 128, "records", path="loop")
 
 
 def test_auto_chooses_records_on_cpu_and_names_unknown_backends():
