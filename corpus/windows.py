@@ -92,18 +92,18 @@ def window_articles(articles: Iterable[dict], size: int, stride: int, stats: dic
             yield window
 
 
-WINDOW_FIELDS = {"id": str, "article": str, "text": str, "start": int, "opens_section": bool, "sentences": list}
+WINDOW_FIELDS = {"id": str, "article": str, "text": str, "start": int, "sentences": list}
+# What qpt_wrap also reads: which windows may take broad questions.
+QPT_WINDOW_FIELDS = {**WINDOW_FIELDS, "opens_section": bool}
 
 
-def check_windows(windows: list, source: str | Path) -> None:
+def check_windows(windows: list, source: str | Path, fields: dict[str, type] = WINDOW_FIELDS) -> None:
     """Raise ValueError naming the first record that is not a window as window_article writes
     it, and what it lacks, before any stage starts work on a file of them."""
     for number, window in enumerate(windows, start=1):
         if not isinstance(window, dict):
-            raise ValueError(
-                f"{source}: record {number} is not a window (a JSON object with {', '.join(WINDOW_FIELDS)})"
-            )
-        bad = [k for k, kind in WINDOW_FIELDS.items() if not isinstance(window.get(k), kind)]
+            raise ValueError(f"{source}: record {number} is not a window (a JSON object with {', '.join(fields)})")
+        bad = [k for k, kind in fields.items() if not isinstance(window.get(k), kind)]
         if not bad and not all(isinstance(s, str) for s in window["sentences"]):
             bad = ["sentences (a list of strings)"]
         if bad:

@@ -29,11 +29,10 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section, read_params
+from common.progress import progress
 from common.reasons import Drops
 from dataset.recall_split import article_split
 from evaluation.exam import ExamError, exam_files, read_exam_items
@@ -74,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     drops = Drops("dedup", level=logging.DEBUG)  # many, and counted per type below
     per_type: dict[str, Counter] = defaultdict(Counter)
-    progress = tqdm(records, desc="dedup", unit="record", mininterval=5.0)
-    kept = list(dedup_records(progress, params.threshold, drops, per_type))
+    bar = progress(records, desc="dedup", unit="record", mininterval=5.0)
+    kept = list(dedup_records(bar, params.threshold, drops, per_type))
     write_jsonl(args.out, kept)
     left = near_duplicates_left(kept, params.threshold)
 

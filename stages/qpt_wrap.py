@@ -33,7 +33,7 @@ from pathlib import Path
 from common.cli import setup_logging
 from common.files import JsonlError, read_jsonl, write_json, write_jsonl
 from common.params import ParamsError, load_section
-from corpus.windows import check_windows
+from corpus.windows import QPT_WINDOW_FIELDS, check_windows
 from synth.qpt import QptParams, TemplateError, load_styles, wrap_windows
 
 log = logging.getLogger("qpt_wrap")
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ParamsError(f"{args.params}:qpt.phrasings_per_window: must be >= 1")
         styles = load_styles(args.templates)
         windows = list(read_jsonl(args.windows))
-        check_windows(windows, args.windows)
+        check_windows(windows, args.windows, QPT_WINDOW_FIELDS)
     except (ParamsError, TemplateError, JsonlError, ValueError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2

@@ -215,7 +215,9 @@ def test_flash_deterministic_reaches_flash_attn(monkeypatch):
 
     planned = []
     real_plan = gpt.plan_records
-    monkeypatch.setattr(gpt, "plan_records", lambda *a: planned.append(a[-1]) or real_plan(*a))
+    monkeypatch.setattr(
+        gpt, "plan_records", lambda *a, **k: planned.append(k.get("deterministic")) or real_plan(*a, **k)
+    )
     model = GPT(GPTConfig(vocab_size=16, context_length=8, n_layer=1, n_head=2, n_embd=8), "records", True)
     model(torch.zeros(1, 8, dtype=torch.long))
     assert planned == [True]  # the model hands its deterministic_attention to every plan

@@ -89,7 +89,9 @@ def pipeline(tmp_path):
         for i in range(3):
             wid = f"{article[:4]}-{i}"
             text = f"The {article} began on {DATES[article]}. It was part {i} of the war."
-            windows.append({"id": wid, "article": article, "section": "", "text": text, "sentences": [text]})
+            windows.append(
+                {"id": wid, "article": article, "section": "", "start": i, "text": text, "sentences": [text]}
+            )
             messages = [{"role": "user", "content": f"When did the {article} begin (part {i})?"},
                         {"role": "assistant", "content": f"The {article} began on {DATES[article]}."}]  # fmt: skip
             records.append({"id": f"r-{wid}", "kind": "qa", "type": "when", "window": wid, "article": article,
