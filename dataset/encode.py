@@ -22,14 +22,14 @@ reasons.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from common.files import JsonlLine
 from common.params import ParamsError
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder, message_problem
-from dataset.mix import RAW, article_passages, check_mix, mix_copies
+from dataset.mix import RAW, article_passages, check_mix, max_copies, mix_copies
 from dataset.recall_split import (
     HELD_OUT_KINDS,
     Group,
@@ -205,3 +205,32 @@ def encode_raw_text(
             if copies > repeat:
                 writer.add(ids, [1] * len(ids), passage_id, article["title"], kind=RAW)
     return most
+
+
+def encode_splits(
+    read_records: Callable[[str], Iterable[JsonlLine]],
+    read_articles: Callable[[str], Iterable[JsonlLine]],
+    encoder: ChatEncoder,
+    writers: dict[str, SplitWriter],
+    plan: SplitPlan,
+    drops: Drops,
+    guard: RecallQuestionIndex,
+    params: EncodeParams,
+    max_passage: int,
+) -> tuple[int, set[int], KindCounts, list[int] | None]:
+    """Every record into its split's writer: the records once, again for each copy a mix weight
+    above 1 asks (in later passes, so two copies never sit side by side), then the raw passages
+    of the trained articles when mix.raw > 0. `read_*(description)` opens a fresh pass over the
+    input. Returns (kept, leaked recall questions, records per kind, the raw records' span)."""
+    kinds = KindCounts()
+    kept, leaked = encode_records(read_records("encode"), encoder, writers, plan, drops, guard, kinds)
+    for repeat in range(1, max_copies({k: w for k, w in params.mix.items() if k != RAW})):
+        encode_records(read_records(f"encode repeat {repeat}"), encoder, writers, plan, drops, repeat=repeat)
+    if not params.mix[RAW]:
+        return kept, leaked, kinds, None
+    first_raw, repeat, passes = writers["train"].records, 0, 1
+    while repeat < passes:  # a raw weight of 2.0 asks for a second pass over the articles
+        articles = read_articles(f"encode raw {repeat + 1}")
+        most = encode_raw_text(articles, encoder.tokenizer, writers["train"], params, max_passage, kinds, repeat)
+        passes, repeat = max(passes, most), repeat + 1
+    return kept, leaked, kinds, [first_raw, writers["train"].records]

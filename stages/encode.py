@@ -36,16 +36,8 @@ from common.params import ParamsError, load_section, read_params
 from common.progress import progress
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder
-from dataset.encode import (
-    SPLITS,
-    EncodeParams,
-    KindCounts,
-    check_params,
-    encode_raw_text,
-    encode_records,
-    plan_splits,
-)
-from dataset.mix import RAW, is_default_mix, max_copies, passage_tokens
+from dataset.encode import SPLITS, EncodeParams, check_params, encode_splits, plan_splits
+from dataset.mix import RAW, is_default_mix, passage_tokens
 from dataset.recall_split import RecallQuestionIndex
 from dataset.token_files import META_FILE, SplitWriter, ids_dtype, tokens_meta
 from dataset.tokenizer import Tokenizer, TokenizerError
@@ -95,22 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             plan = plan_splits(passes, params)
             guard = RecallQuestionIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
-            kinds = KindCounts()
-            lines = progress(iter_jsonl_lines(args.inp), desc="encode", unit="record")
-            kept, leaked = encode_records(lines, encoder, writers, plan, drops, guard, kinds)
-            for repeat in range(1, max_copies({k: w for k, w in params.mix.items() if k != RAW})):
-                lines = progress(iter_jsonl_lines(args.inp), desc=f"encode repeat {repeat}", unit="record")
-                encode_records(lines, encoder, writers, plan, drops, repeat=repeat)
-            raw_records = None
-            if params.mix[RAW]:
-                first_raw, repeat, passes = writers["train"].records, 0, 1
-                while repeat < passes:
-                    articles = progress(
-                        iter_jsonl_lines(args.articles), desc=f"encode raw {repeat + 1}", unit="article"
-                    )
-                    most = encode_raw_text(articles, tokenizer, writers["train"], params, max_passage, kinds, repeat)
-                    passes, repeat = max(passes, most), repeat + 1
-                raw_records = [first_raw, writers["train"].records]
+            kept, leaked, kinds, raw_records = encode_splits(
+                lambda desc: progress(iter_jsonl_lines(args.inp), desc=desc, unit="record"),
+                lambda desc: progress(iter_jsonl_lines(args.articles), desc=desc, unit="article"),
+                encoder,
+                writers,
+                plan,
+                drops,
+                guard,
+                params,
+                max_passage,
+            )
             counts = {split: writer.close() for split, writer in writers.items()}
             if not kept:
                 raise NothingToWrite
