@@ -373,7 +373,7 @@ def test_isolation_off_lets_a_records_loss_reach_the_previous_record(isolation):
 
 
 def test_training_phases_split_the_contexts_and_refuse_pretraining_without_raw_text():
-    params = load_section(ROOT / "params.yaml", "train", TrainParams)
+    params = dataclasses.replace(load_section(ROOT / "params.yaml", "train", TrainParams), epochs=6.0)
     assert training_phases(params, 100, None, 16) == {"main": Phase(0, 100, math.ceil(6.0 * 100 / 16))}
     two = dataclasses.replace(params, pretrain_epochs=2.0)
     assert training_phases(two, 100, 40, 16) == {"pretrain": Phase(0, 40, 5), "main": Phase(40, 60, 23)}
