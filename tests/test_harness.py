@@ -15,6 +15,7 @@ from evaluation.harness import TASKS_DIR, Ww2lmLM  # noqa: E402
 from evaluation.loglik import ll_choice, option_logprobs  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 from tests.inference_helpers import TOKENIZER_VOCAB, build_tokenizer, save_trained_format, tiny_gpt  # noqa: E402
+from tools import harness as wrapper  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXAM = [json.loads(line) for line in (ROOT / "data/exams/sample.jsonl").read_text().splitlines()][:12]
@@ -83,3 +84,8 @@ def test_generate_until_cuts_at_the_stop_string(student):
     stop = full[len(full) // 2 :][:2]
     (cut,) = student.generate_until([request("Who won at Midway?", {"max_gen_toks": 12, "until": [stop]})])
     assert cut == full[: full.find(stop)]
+
+
+def test_the_wrapper_explains_itself_without_running_lm_eval(capsys):
+    assert wrapper.main(["--help"]) == 0
+    assert "--tasks ww2lm_exam" in capsys.readouterr().out

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv in ([], ["-h"], ["--help"]):
         print(__doc__)
+        print("lm-eval's own options: python -m tools.harness run --help")
+        return 0
     if "--include_path" not in argv and (not argv or argv[0] not in ("ls", "validate")):
         argv += ["--include_path", str(TASKS_DIR)]
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
