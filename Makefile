@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-fast deps bench lint chat serve orchestrate recipes recipe compare clean-venv
+.PHONY: setup repro test test-fast deps bench lint chat serve orchestrate recipes recipe ablation compare clean-venv
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,11 @@ SCALE ?= mini
 recipe: setup
 	@test -n "$(NAME)" || { echo "usage: make recipe NAME=<recipe> [SCALE=mini|real] (make recipes lists them)"; exit 2; }
 	$(BIN)/python -m tools.recipes run $(NAME) --scale $(SCALE)
+
+# The small ablation table: 6 recipe rows as DVC experiments, one after another (some 35
+# minutes on 2 cores), then the Markdown table (python -m tools.ablation --help; ARGS="--dry-run").
+ablation: setup
+	$(BIN)/python -m tools.ablation run $(ARGS)
 
 # The key params and metrics of every experiment of HEAD (python -m tools.compare --help).
 compare: setup
