@@ -1,10 +1,12 @@
 """Near-duplicate removal for generated records, and the near-duplicate report across splits.
 
 A generated record (kind qa or contrastive) repeats an earlier one when both come from the
-same prompt type and their text (question and answer) is at similarity >= `threshold`
-(quality/near_duplicates.py): a question whose only change is a prefix ("In the history
-of..." / "According to the history of...") or a distractor ("It was not Truman but Rommel" /
-"not Yahara but Rommel") teaches nothing new. The first record in file order is kept, so the
+same prompt type, their text (question and answer) is at similarity >= `threshold`
+(quality/near_duplicates.py), and so are their replies alone: a question whose only change is
+a prefix ("In the history of..." / "According to the history of...") or a distractor ("It was
+not Truman but Rommel" / "not Yahara but Rommel") teaches nothing new. Two blanks or questions
+on one sentence with different answers ("____ aircraft" -> "183", "reached ____" -> "Oahu")
+are near in their text but teach two facts, so both stay. The first record in file order is kept, so the
 output depends only on the input. Records of different prompt types are compared only for
 the report: a `who` and a `where` question about one sentence ask different things on purpose.
 Q-PT records pass through: each window is meant to answer many phrasings.
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from common.params import ParamsError
 from common.reasons import Drops
-from quality.near_duplicates import NearDuplicateIndex
+from quality.near_duplicates import NearDuplicateIndex, similarity
 
 DEDUP_KINDS = frozenset({"qa", "contrastive"})
 
@@ -56,12 +58,35 @@ def question_text(record: dict) -> str:
     return next(m["content"] for m in record["messages"] if m["role"] == "user")
 
 
+def reply_text(record: dict) -> str:
+    return "\n".join(m["content"] for m in record["messages"] if m["role"] == "assistant")
+
+
+class RepeatIndex:
+    """Records seen so far; `repeated` finds the first whose text and reply are both near."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.texts = NearDuplicateIndex(threshold)
+        self.replies: list[str] = []
+
+    def repeated(self, record: dict) -> int | None:
+        """The number (order of `add`) of an earlier record this one repeats, or None."""
+        reply = reply_text(record)
+        near = (k for k in self.texts.near(record_text(record)) if similarity(reply, self.replies[k]) >= self.threshold)
+        return next(near, None)
+
+    def add(self, record: dict) -> None:
+        self.texts.add(len(self.replies), record_text(record))
+        self.replies.append(reply_text(record))
+
+
 def dedup_records(
     records: Iterable[dict], threshold: float, drops: Drops, per_type: dict[str, Counter]
 ) -> Iterator[dict]:
     """The records without the near duplicates of an earlier record of the same prompt type;
     `per_type` counts records in and removed per type."""
-    indexes: dict[str, NearDuplicateIndex] = {}
+    indexes: dict[str, RepeatIndex] = {}
     kept_ids: dict[str, list[str]] = defaultdict(list)
     for record in records:
         if record["kind"] not in DEDUP_KINDS:
@@ -69,16 +94,13 @@ def dedup_records(
             continue
         ptype = record["type"]
         per_type[ptype]["in"] += 1
-        if ptype not in indexes:
-            indexes[ptype] = NearDuplicateIndex(threshold)
-        index = indexes[ptype]
-        text = record_text(record)
-        near = index.near(text)
-        if near:
+        index = indexes.setdefault(ptype, RepeatIndex(threshold))
+        earlier = index.repeated(record)
+        if earlier is not None:
             per_type[ptype]["removed"] += 1
-            drops.add("near_duplicate", f"id={record['id']} repeats={kept_ids[ptype][near[0]]}")
+            drops.add("near_duplicate", f"id={record['id']} repeats={kept_ids[ptype][earlier]}")
             continue
-        index.add(len(kept_ids[ptype]), text)
+        index.add(record)
         kept_ids[ptype].append(record["id"])
         yield record
 
@@ -86,18 +108,15 @@ def dedup_records(
 def near_duplicates_left(records: list[dict], threshold: float) -> dict[str, int]:
     """Among the generated records: how many have a near duplicate earlier in the list, of
     their own prompt type (0 after dedup_records) and of any type."""
-    same: dict[str, NearDuplicateIndex] = {}
-    anywhere = NearDuplicateIndex(threshold)
+    same: dict[str, RepeatIndex] = {}
+    anywhere = RepeatIndex(threshold)
     left = Counter()
-    for number, record in enumerate(r for r in records if r["kind"] in DEDUP_KINDS):
-        text = record_text(record)
-        if record["type"] not in same:
-            same[record["type"]] = NearDuplicateIndex(threshold)
-        own = same[record["type"]]
-        left["same_type"] += bool(own.near(text))
-        left["any_type"] += bool(anywhere.near(text))
-        own.add(number, text)
-        anywhere.add(number, text)
+    for record in (r for r in records if r["kind"] in DEDUP_KINDS):
+        own = same.setdefault(record["type"], RepeatIndex(threshold))
+        left["same_type"] += own.repeated(record) is not None
+        left["any_type"] += anywhere.repeated(record) is not None
+        own.add(record)
+        anywhere.add(record)
         left["records"] += 1
     return dict(left)
 

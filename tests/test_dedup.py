@@ -133,3 +133,22 @@ def test_index_finds_what_brute_force_finds_and_refuses_a_key_twice():
         index.add(0, texts[0])
     index.discard(0)
     assert 0 not in index.near(texts[0])
+
+
+def test_blanks_of_one_sentence_with_other_answers_are_two_facts(tmp_path):
+    sentence = (
+        "Fill in the blank: {} the first wave of {} aircraft, led by Cmdr. Mitsuo Fuchida, reached {} shortly "
+        "before 8:00 a.m. local time, and Fuchida radioed the code words to signal complete surprise."
+    )
+    pearl = "In the history of the Attack on Pearl Harbor,"
+    records = [
+        record("n", sentence.format(pearl, "____", "Oahu"), "183", "fill_blank"),
+        # the same text to 0.89, another fact: kept (the old rule removed it)
+        record("p", sentence.format(pearl, "183", "____"), "Oahu", "fill_blank"),
+        # only the prefix of p changed, the same answer: removed
+        record("p2", sentence.format(pearl.replace("In", "According to"), "183", "____"), "Oahu", "fill_blank"),
+    ]
+    code, kept, metrics = run(tmp_path, records)
+    assert code == 0
+    assert kept == ["n", "p"]
+    assert metrics["left"]["same_type"] == 0
