@@ -3,7 +3,7 @@
 For a window and a prompt type it writes the reply text an LLM would write, in the exact
 labelled format the type's parser reads (synth/prompt_types.py), so one parser validates
 both. Every answer is taken from the window text: wh-questions come from simple sentences
-(synth/rules_questions.py) and are answered by the sentence itself; statements and blanks come
+(synth/rules_questions.py) and are answered by their short answer and the sentence itself; statements and blanks come
 from usable sentences; distractors for false statements, false-premise questions (wrong_*) and
 choices are same-kind entities the window's article never mentions (synth/distractors.py).
 
@@ -32,7 +32,7 @@ from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
 from synth.rules_questions import WhQuestion, lower_first, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 6  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 7  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -274,13 +274,17 @@ class RulesBackend(ChatBackend):
     # --- builders, one per reply shape -----------------------------------------------------
 
     def _qa(self, name: str, window: dict, rng: random.Random) -> str:
-        """A wh-question answered by its own sentence, a complete sentence that states the answer."""
+        """A wh-question answered by its short answer and then its own sentence, which states it."""
         found = self._questions(window, QA_KINDS[name])
         if not found:
             raise self._missing(window, QA_KINDS[name], name)
         sentence, question = rng.choice(found)
         body = self._contextualise(question.body, window["article"], rng, question.target)
-        return f"Question: {body}\nAnswer: {sentence}"
+        # The short answer first (what a quiz asks for), then the sentence that states it,
+        # unless the sentence already opens with it ("Rommel began to pull back ...").
+        short = question.answer.rstrip(".")
+        lead = "" if sentence.startswith(short) else f"{question.answer} "
+        return f"Question: {body}\nAnswer: {lead}{sentence}"
 
     def _wrong_premise(self, name: str, window: dict, rng: random.Random) -> str:
         """A question that swaps one person/place/date of its sentence for a distractor ("When

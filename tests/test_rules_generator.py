@@ -94,8 +94,8 @@ def assert_grounded(name: str, parsed: Parsed, win: dict) -> None:
         original = next(s for s in win["sentences"] if parsed.answer.endswith(" " + s))
         wrong, right = re.match(r"(?:It|The date) was not (?:the )?(.+) but (?:the )?(.+?)\. ", parsed.answer).groups()
         assert wrong in parsed.question and right in original and not in_text(wrong, text)
-    elif fmt == "qa":  # a complete sentence of the window
-        assert parsed.answer in win["sentences"]
+    elif fmt == "qa":  # the short answer (unless the sentence opens with it), then a sentence of the window
+        assert any(parsed.answer == s or parsed.answer.endswith(". " + s) for s in win["sentences"])
     elif fmt == "fill_blank":
         sentence = without_context(parsed.question.removeprefix("Fill in the blank: "))
         assert not sentence.startswith("____") and sentence.replace("____", parsed.answer) in text
