@@ -9,9 +9,10 @@ content and its `<|im_end|>`, 0 on the user turn, the role headers and the newli
   groups (a qa/contrastive record with its contrast-swap mirror), minus the groups with a
   near-duplicate question in train (dataset/recall_split.py);
 - `train`: the rest, including every `qpt` record of a trained article, weighted by kind
-  with `mix` (dataset/mix.py: 0 drops a kind, 2.0 repeats it; repeats are written in later
-  passes, so a record's copies never sit side by side), then the raw-text passages of the
-  trained articles when mix.raw > 0 (last, so they are one span of the split).
+  with `mix` and by prompt type with `type_weights` (dataset/mix.py: 0 drops a kind, 2.0
+  repeats it; repeats are written in later passes, so a record's copies never sit side by
+  side), then the raw-text passages of the trained articles when mix.raw > 0 (last, so
+  they are one span of the split).
 Choosing recall takes passes over the input before the encoding pass (groups, their
 questions, the training questions), so memory holds only the held-out questions.
 A record that cannot be a training conversation is dropped with a reason (common/reasons.py):
@@ -29,7 +30,7 @@ from common.files import JsonlLine
 from common.params import ParamsError
 from common.reasons import Drops
 from dataset.chatml import ChatEncoder, message_problem
-from dataset.mix import RAW, article_passages, check_mix, max_copies, mix_copies
+from dataset.mix import RAW, article_passages, check_mix, check_type_weights, mix_copies, train_weight
 from dataset.recall_split import (
     HELD_OUT_KINDS,
     Group,
@@ -53,10 +54,12 @@ class EncodeParams:
     recall_near_dup_threshold: float  # word-3-gram or 5-char-shingle Jaccard that sends a recall group back to train
     seed: int  # salts the article and group hashes: a new seed draws new held-out sets
     mix: dict[str, float]  # train-split weight per record kind (dataset/mix.py); raw: trained articles' text
+    type_weights: dict[str, float]  # multiplies a train record's kind weight by its prompt type's ({}: all 1)
 
 
 def check_params(params: EncodeParams, where: str) -> None:
     check_mix(params.mix, where)
+    check_type_weights(params.type_weights, where)
     if not 0.0 <= params.val_fraction < 1.0:
         raise ParamsError(f"{where}:encode.val_fraction: must be in [0, 1), got {params.val_fraction}")
     if not 0.0 <= params.recall_fraction < 1.0:
@@ -128,7 +131,8 @@ def plan_splits(passes: Iterator[Iterable[JsonlLine]], params: EncodeParams) -> 
 
 
 class KindCounts(dict):
-    """kind -> {"records_in", "records", "tokens"} of the train split: before and after the mix."""
+    """kind (or prompt type) -> {"records_in", "records", "tokens"} of the train split: before
+    and after the mix."""
 
     def add(self, kind: str, copies: int, tokens: int) -> None:
         counts = self.setdefault(kind, {"records_in": 0, "records": 0, "tokens": 0})
@@ -146,15 +150,17 @@ def encode_records(
     guard: RecallQuestionIndex | None = None,
     kinds: KindCounts | None = None,
     repeat: int = 0,
-) -> tuple[int, set[int]]:
-    """Encode each readable, well-formed record into its split. Returns the records kept and the
+    types: KindCounts | None = None,
+) -> tuple[int, set[int], int]:
+    """Encode each readable, well-formed record into its split. Returns the records kept, the
     recall questions (`guard` entries) with a near duplicate in what train got (`guard`: an index
-    of the final recall questions; an independent check of plan_splits, empty when it is right).
-    Train records are weighted by `plan.params.mix`: pass `repeat` 0 writes every split and
-    the first copy of each train record (counted into `kinds`), pass k > 0 only the train
-    records with more than k copies; drops are counted in pass 0 only."""
-    kept, leaked = 0, set()
-    mix, seed = plan.params.mix, plan.params.seed
+    of the final recall questions; an independent check of plan_splits, empty when it is right)
+    and the most copies of a train record. Train records are weighted by `plan.params.mix` times
+    `type_weights`: pass `repeat` 0 writes every split and the first copy of each train record
+    (counted into `kinds`, and into `types` when its type is weighted), pass k > 0 only the
+    train records with more than k copies; drops are counted in pass 0 only."""
+    kept, leaked, most = 0, set(), 0
+    mix, type_weights, seed = plan.params.mix, plan.params.type_weights, plan.params.seed
     for line in lines:
         reason = line.error or record_problem(line.record)
         if reason:
@@ -163,18 +169,23 @@ def encode_records(
             continue
         record = line.record
         split = plan.split_of(line)
-        copies = mix_copies(mix.get(record.get("kind"), 1.0), record_id(line), seed) if split == "train" else 1
+        copies = mix_copies(train_weight(mix, type_weights, record), record_id(line), seed) if split == "train" else 1
+        most = max(most, copies)  # 1 outside train: no repeat pass
         if repeat and (split != "train" or copies <= repeat):
             continue
         ids, mask = encoder.encode(record["messages"])
         if repeat == 0 and kinds is not None and split == "train":
             kinds.add(str(record.get("kind")), copies, len(ids))
+        prompt_type = record.get("type")
+        weighted_type = isinstance(prompt_type, str) and prompt_type in type_weights
+        if repeat == 0 and types is not None and split == "train" and weighted_type:
+            types.add(prompt_type, copies, len(ids))
         if copies > repeat:
             writers[split].add(ids, mask, record_id(line), record["article"])
         if guard is not None and split == "train" and copies:
             leaked |= guard.matching_entries(question_of(record))
         kept += 1
-    return kept, leaked
+    return kept, leaked, most
 
 
 def encode_raw_text(
@@ -217,20 +228,30 @@ def encode_splits(
     guard: RecallQuestionIndex,
     params: EncodeParams,
     max_passage: int,
-) -> tuple[int, set[int], KindCounts, list[int] | None]:
-    """Every record into its split's writer: the records once, again for each copy a mix weight
+) -> tuple[int, set[int], KindCounts, KindCounts, list[int] | None]:
+    """Every record into its split's writer: the records once, again for each copy a weight
     above 1 asks (in later passes, so two copies never sit side by side), then the raw passages
     of the trained articles when mix.raw > 0. `read_*(description)` opens a fresh pass over the
-    input. Returns (kept, leaked recall questions, records per kind, the raw records' span)."""
-    kinds = KindCounts()
-    kept, leaked = encode_records(read_records("encode"), encoder, writers, plan, drops, guard, kinds)
-    for repeat in range(1, max_copies({k: w for k, w in params.mix.items() if k != RAW})):
+    input. Returns (kept, leaked recall questions, records per kind, per weighted prompt type,
+    the raw records' span). A weighted prompt type that no train record has is an error (a
+    misspelt type would otherwise change nothing), raised after the first pass."""
+    kinds, types = KindCounts(), KindCounts()
+    kept, leaked, most = encode_records(
+        read_records("encode"), encoder, writers, plan, drops, guard, kinds, types=types
+    )
+    unmatched = sorted(set(params.type_weights) - set(types))
+    if unmatched:
+        raise ParamsError(
+            f"encode.type_weights.{unmatched[0]}: no train record has this prompt type"
+            + (f" (nor {', '.join(unmatched[1:])})" if unmatched[1:] else "")
+        )
+    for repeat in range(1, most):  # the most copies pass 0 saw: a product of weights of 4 is 4 passes
         encode_records(read_records(f"encode repeat {repeat}"), encoder, writers, plan, drops, repeat=repeat)
     if not params.mix[RAW]:
-        return kept, leaked, kinds, None
+        return kept, leaked, kinds, types, None
     first_raw, repeat, passes = writers["train"].records, 0, 1
     while repeat < passes:  # a raw weight of 2.0 asks for a second pass over the articles
         articles = read_articles(f"encode raw {repeat + 1}")
         most = encode_raw_text(articles, encoder.tokenizer, writers["train"], params, max_passage, kinds, repeat)
         passes, repeat = max(passes, most), repeat + 1
-    return kept, leaked, kinds, [first_raw, writers["train"].records]
+    return kept, leaked, kinds, types, [first_raw, writers["train"].records]

@@ -1,10 +1,12 @@
-"""The training data mix: which record kinds feed the train split, with what weight, and the
-raw-text passages of the trained articles.
+"""The training data mix: which record kinds (and prompt types) feed the train split, with what
+weight, and the raw-text passages of the trained articles.
 
 `encode.mix` gives every kind a weight: 0 drops the kind from train, a fraction keeps a seeded
 share of its records (each record's own hash decides, so membership does not depend on the
 other records), 2.0 writes each record twice, 1.5 twice for a seeded half; a record of a kind
-the mix does not name (none today) trains at weight 1, as before the mix. Only the train
+the mix does not name (none today) trains at weight 1, as before the mix. `encode.type_weights`
+multiplies that weight per prompt type (the record's `type`; unnamed types 1): the short-answer
+types are a sliver of the loss tokens and barely learned at weight 1. Only the train
 split is mixed: val (the unseen control) and recall are built as without a mix, so the
 evaluation asks the same questions whatever the mix.
 
@@ -63,6 +65,27 @@ def check_mix(mix: object, where: str) -> None:
         raise ParamsError(f"{key}: every weight is 0, nothing would train")
 
 
+def check_type_weights(type_weights: object, where: str) -> None:
+    """A mapping of prompt-type name to a finite weight >= 0 (a multiplier on the kind's weight)."""
+    key = f"{where}:encode.type_weights"
+    if not isinstance(type_weights, Mapping):
+        raise ParamsError(f"{key}: expected a mapping of prompt type to weight ({{}} for none), got {type_weights!r}")
+    for name, weight in type_weights.items():
+        if not isinstance(name, str) or not name:
+            raise ParamsError(f"{key}: prompt-type names are non-empty strings, got {name!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+            raise ParamsError(f"{key}.{name}: expected a weight >= 0 (0 drops the type from train), got {weight!r}")
+
+
+def train_weight(mix: Mapping[str, float], type_weights: Mapping[str, float], record: dict) -> float:
+    """A train record's weight: its kind's mix weight times its prompt type's (1 when unnamed)."""
+    weight = mix.get(record.get("kind"), 1.0)
+    prompt_type = record.get("type")
+    if isinstance(prompt_type, str) and prompt_type in type_weights:
+        weight *= type_weights[prompt_type]
+    return weight
+
+
 def is_default_mix(mix: Mapping[str, float]) -> bool:
     """Every chat kind at 1 and no raw text: the train split exactly as without a mix."""
     return all(mix[kind] == 1 for kind in CHAT_KINDS) and mix[RAW] == 0
@@ -76,10 +99,6 @@ def mix_copies(weight: float, record_id: str, seed: int) -> int:
         return whole
     digest = hashlib.sha256(f"{seed}\x1fmix\x1f{record_id}".encode()).digest()
     return whole + (int.from_bytes(digest[:8], "big") / 2**64 < fraction)
-
-
-def max_copies(mix: Mapping[str, float]) -> int:
-    return max(math.ceil(weight) for weight in mix.values())
 
 
 def article_paragraphs(article: dict) -> list[str]:

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = plan_splits(passes, params)
             guard = RecallQuestionIndex(plan.questions, params.recall_near_dup_threshold)
             writers = {split: SplitWriter(tmp, split, dtype) for split in SPLITS}
-            kept, leaked, kinds, raw_records = encode_splits(
+            kept, leaked, kinds, types, raw_records = encode_splits(
                 lambda desc: progress(iter_jsonl_lines(args.inp), desc=desc, unit="record"),
                 lambda desc: progress(iter_jsonl_lines(args.articles), desc=desc, unit="article"),
                 encoder,
@@ -119,15 +119,24 @@ def main(argv: list[str] | None = None) -> int:
             }
             if not is_default_mix(params.mix):  # the default mix leaves meta.json as before the mix existed
                 meta |= {"mix": params.mix, "raw_records": raw_records}
+            if params.type_weights:  # likewise: {} leaves meta.json as before type weights existed
+                meta["type_weights"] = params.type_weights
             write_json(tmp / META_FILE, meta)
     except NothingToWrite:
         shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
         log.error("%s: no usable records (dropped: %s)", args.inp, dict(drops))
         return 2
+    except ParamsError as exc:  # a weighted prompt type that no train record has
+        shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
+        log.error("%s:%s", args.params, exc)
+        return 2
     tokens = sum(c["tokens"] for c in counts.values())
     masked = sum(c["masked_tokens"] for c in counts.values())
     if not counts["val"]["records"] and params.val_fraction > 0:
         log.warning("no article fell in the val split: raise encode.val_fraction or change encode.seed")
+    mix = {"weights": params.mix, "train_kinds": dict(sorted(kinds.items()))}
+    if params.type_weights:  # {} keeps metrics/encode.json as before type weights existed
+        mix |= {"type_weights": params.type_weights, "train_types": dict(sorted(types.items()))}
     write_json(
         args.metrics,
         {
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             "masked_share": round(masked / tokens, 4),
             "splits": counts,
             "val_articles": splits["val"]["article_titles"],
-            "mix": {"weights": params.mix, "train_kinds": dict(sorted(kinds.items()))},
+            "mix": mix,
             "recall": {
                 "records": counts["recall"]["records"],
                 "groups": len(plan.recall),

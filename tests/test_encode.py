@@ -440,3 +440,80 @@ def test_bad_mix_is_a_clear_error_naming_the_key(tmp_path, tok_dir, articles, ca
     given = articles if articles_given else None
     code, out, _ = run(tmp_path, tok_dir, mixed_records(articles), articles=given, encode__mix=weights)
     assert code == 2 and message in caplog.text and not out.exists()
+
+
+def typed_records(articles):
+    """qa records of types fill_blank and who, contrastive ones of type when, qpt of type casual."""
+    records = []
+    for n in range(48):
+        title = articles[n % len(articles)]["title"]
+        records.append(
+            chat(f"Fill in {n}: ___ was in {title}.", f"Unit {n}.", title, f"fb{n}") | {"type": "fill_blank"}
+        )
+        records.append(chat(f"Who led unit {n} at {title}?", f"General {n}.", title, f"wh{n}") | {"type": "who"})
+        records.append(contrastive(f"Was unit {n} at {title} in 1942 or 1943?", title, f"wn{n}") | {"type": "when"})
+        records.append(qpt(title, f"qp{n}") | {"type": "casual"})
+    return records
+
+
+def test_type_weights_multiply_the_kind_weight_in_train_only(tmp_path, tok_dir, articles):
+    records = typed_records(articles)
+    settings = {"encode__val_fraction": 0.3, "encode__recall_fraction": 0.2}
+    code, out, _ = run(tmp_path / "base", tok_dir, records, **settings)
+    assert code == 0
+    base = {split: read_index(out, split) for split in ("train", "val", "recall")}
+    weights = {"fill_blank": 2.0, "who": 0.0, "when": 0.5}
+    code, out, metrics_path = run(
+        tmp_path / "typed", tok_dir, records, encode__mix=mix(qa=2.0), encode__type_weights=weights, **settings
+    )
+    assert code == 0
+    assert read_index(out, "val") == base["val"] and read_index(out, "recall") == base["recall"]
+    ids = [row["id"] for row in read_index(out, "train")]
+    base_ids = [row["id"] for row in base["train"]]
+    fill_blank = [i for i in base_ids if i.startswith("fb")]
+    assert fill_blank and [i for i in ids if i.startswith("fb")] == fill_blank * 4  # qa 2.0 x fill_blank 2.0
+    assert not any(i.startswith("wh") for i in ids)  # 0 drops the type, whatever its kind's weight
+    when = [i for i in ids if i.startswith("wn")]
+    base_when = [i for i in base_ids if i.startswith("wn")]
+    assert 0 < len(when) < len(base_when) and set(when) < set(base_when)  # a seeded half
+    assert [i for i in ids if i.startswith("qp")] == [i for i in base_ids if i.startswith("qp")]  # unnamed: 1
+    types = json.loads(metrics_path.read_text())["mix"]["train_types"]
+    assert types["fill_blank"] == {**types["fill_blank"], "records_in": len(fill_blank), "records": 4 * len(fill_blank)}
+    assert types["who"]["records"] == 0 and types["when"]["records"] == len(when) and "casual" not in types
+    assert json.loads((out / "meta.json").read_text())["type_weights"] == weights
+
+
+def test_empty_type_weights_leave_every_output_as_before(tmp_path, tok_dir, articles):
+    records = typed_records(articles)
+    code, empty, empty_metrics = run(tmp_path / "empty", tok_dir, records, encode__type_weights={})
+    assert code == 0
+    code, ones, ones_metrics = run(tmp_path / "ones", tok_dir, records, encode__type_weights={"who": 1.0})
+    assert code == 0
+    assert sorted(p.name for p in empty.iterdir()) == sorted(p.name for p in ones.iterdir())
+    for path in empty.iterdir():  # a weight of 1 writes the same data; only the reports name it
+        if path.name != "meta.json":
+            assert path.read_bytes() == (ones / path.name).read_bytes(), path.name
+    assert "type_weights" not in json.loads((empty / "meta.json").read_text())
+    mix_metrics = json.loads(empty_metrics.read_text())["mix"]
+    assert set(mix_metrics) == {"weights", "train_kinds"}
+    assert json.loads(ones_metrics.read_text())["mix"]["train_types"]["who"]["records_in"] > 0
+
+
+@pytest.mark.parametrize(
+    ("type_weights", "message"),
+    [
+        ([1.0], "encode.type_weights: expected dict"),
+        (None, "encode.type_weights: expected dict"),
+        ({"fill_blank": -1.0}, "encode.type_weights.fill_blank: expected a weight >= 0"),
+        ({"fill_blank": "3"}, "encode.type_weights.fill_blank: expected a weight >= 0"),
+        ({"fill_blank": True}, "encode.type_weights.fill_blank: expected a weight >= 0"),
+        ({"fill_blank": float("inf")}, "encode.type_weights.fill_blank: expected a weight >= 0"),
+        ({"fill_blank": float("nan")}, "encode.type_weights.fill_blank: expected a weight >= 0"),
+        ({1: 2.0}, "encode.type_weights: prompt-type names are non-empty strings"),
+        ({"fill_blank": 2.0, "fill_blnk": 2.0}, "encode.type_weights.fill_blnk: no train record has this prompt type"),
+    ],
+)
+def test_bad_type_weights_are_a_clear_error_naming_the_key(tmp_path, tok_dir, articles, caplog, type_weights, message):
+    code, out, metrics = run(tmp_path, tok_dir, typed_records(articles), encode__type_weights=type_weights)
+    assert code == 2 and message in caplog.text and not out.exists() and not metrics.exists()
+    assert not out.with_name("tokens.tmp").exists()
