@@ -126,17 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
         log.error("%s: no usable records (dropped: %s)", args.inp, dict(drops))
         return 2
-    except ParamsError as exc:  # a weighted prompt type that no train record has
-        shutil.rmtree(args.out.with_name(args.out.name + ".tmp"), ignore_errors=True)
-        log.error("%s:%s", args.params, exc)
-        return 2
     tokens = sum(c["tokens"] for c in counts.values())
     masked = sum(c["masked_tokens"] for c in counts.values())
     if not counts["val"]["records"] and params.val_fraction > 0:
         log.warning("no article fell in the val split: raise encode.val_fraction or change encode.seed")
     mix = {"weights": params.mix, "train_kinds": dict(sorted(kinds.items()))}
     if params.type_weights:  # {} keeps metrics/encode.json as before type weights existed
+        unmatched = sorted(set(params.type_weights) - set(types))
         mix |= {"type_weights": params.type_weights, "train_types": dict(sorted(types.items()))}
+        mix |= {"type_weights_unmatched": unmatched} if unmatched else {}
     write_json(
         args.metrics,
         {

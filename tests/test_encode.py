@@ -459,7 +459,7 @@ def typed_records(articles):
 def test_type_weights_multiply_the_kind_weight_in_train_only(tmp_path, tok_dir, articles):
     records = typed_records(articles)
     settings = {"encode__val_fraction": 0.3, "encode__recall_fraction": 0.2}
-    code, out, _ = run(tmp_path / "base", tok_dir, records, **settings)
+    code, out, _ = run(tmp_path / "base", tok_dir, records, encode__type_weights={}, **settings)
     assert code == 0
     base = {split: read_index(out, split) for split in ("train", "val", "recall")}
     weights = {"fill_blank": 2.0, "who": 0.0, "when": 0.5}
@@ -510,10 +510,17 @@ def test_empty_type_weights_leave_every_output_as_before(tmp_path, tok_dir, arti
         ({"fill_blank": float("inf")}, "encode.type_weights.fill_blank: expected a weight >= 0"),
         ({"fill_blank": float("nan")}, "encode.type_weights.fill_blank: expected a weight >= 0"),
         ({1: 2.0}, "encode.type_weights: prompt-type names are non-empty strings"),
-        ({"fill_blank": 2.0, "fill_blnk": 2.0}, "encode.type_weights.fill_blnk: no train record has this prompt type"),
     ],
 )
 def test_bad_type_weights_are_a_clear_error_naming_the_key(tmp_path, tok_dir, articles, caplog, type_weights, message):
     code, out, metrics = run(tmp_path, tok_dir, typed_records(articles), encode__type_weights=type_weights)
     assert code == 2 and message in caplog.text and not out.exists() and not metrics.exists()
     assert not out.with_name("tokens.tmp").exists()
+
+
+def test_a_weighted_type_no_record_has_is_a_warning_and_in_the_metrics(tmp_path, tok_dir, articles, caplog):
+    weights = {"who": 2.0, "fill_blnk": 2.0}
+    code, out, metrics = run(tmp_path, tok_dir, typed_records(articles), encode__type_weights=weights)
+    assert code == 0 and "no train record has prompt type fill_blnk" in caplog.text
+    mix = json.loads(metrics.read_text())["mix"]
+    assert mix["type_weights_unmatched"] == ["fill_blnk"] and mix["train_types"]["who"]["records"] > 0
