@@ -22,7 +22,6 @@ reasons.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,9 +45,6 @@ from dataset.token_files import SplitWriter
 from dataset.tokenizer import Tokenizer
 
 SPLITS = ("train", "val", "recall")
-
-
-log = logging.getLogger("encode")
 
 
 @dataclass(frozen=True)
@@ -237,15 +233,11 @@ def encode_splits(
     above 1 asks (in later passes, so two copies never sit side by side), then the raw passages
     of the trained articles when mix.raw > 0. `read_*(description)` opens a fresh pass over the
     input. Returns (kept, leaked recall questions, records per kind, per weighted prompt type,
-    the raw records' span). A weighted prompt type that no train record has is logged as a
-    warning after the first pass (the stage's metrics list it under type_weights_unmatched)."""
+    the raw records' span)."""
     kinds, types = KindCounts(), KindCounts()
     kept, leaked, most = encode_records(
         read_records("encode"), encoder, writers, plan, drops, guard, kinds, types=types
     )
-    unmatched = sorted(set(params.type_weights) - set(types))
-    if unmatched:  # a misspelt type, or one generate.types left out: it changes nothing
-        log.warning("encode.type_weights: no train record has prompt type %s", ", ".join(unmatched))
     for repeat in range(1, most):  # the most copies pass 0 saw: a product of weights of 4 is 4 passes
         encode_records(read_records(f"encode repeat {repeat}"), encoder, writers, plan, drops, repeat=repeat)
     if not params.mix[RAW]:

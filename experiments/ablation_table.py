@@ -11,7 +11,7 @@ value it has not got is "—".
 from __future__ import annotations
 
 from experiments.ablation import BASELINE, QUESTIONS, TRAIN, Metric, Outcome, Question, Run, find, minutes, same_params
-from experiments.exp_show import Experiment, dig
+from experiments.exp_show import Experiment, dig, markdown_table
 
 MISSING = "—"
 
@@ -43,20 +43,10 @@ def status(exp: Experiment | None, run: Run) -> str:
 
 
 def train_columns(exp: Experiment | None, seconds: float | None) -> list[str]:
-    """Optimizer steps of the run (metrics/train.json) and its time: the trainer's own when it
-    records one (`train_seconds`), else the wall time `run` measured for the whole row."""
+    """Optimizer steps of the run (metrics/train.json) and the wall time `run` measured for the
+    whole row (timings stay out of the tracked metrics, so a table read later has none)."""
     train = exp.metrics.get(TRAIN, {}) if exp is not None else {}
-    steps = dig(train, "total_steps")
-    recorded = dig(train, "train_seconds")
-    took = f"{recorded:.0f} s train" if isinstance(recorded, int | float) else minutes(seconds) if seconds else MISSING
-    return [number(steps), took]
-
-
-def markdown(header: list[str], rows: list[list[str]]) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])
+    return [number(dig(train, "total_steps")), minutes(seconds) if seconds else MISSING]
 
 
 def question_table(
@@ -87,7 +77,7 @@ def question_table(
             read = dict(metric.trivial).get(label)
             values.append("" if read is None else number(read(baseline) if baseline else None, metric.digits))
         rows.append([f"*{label}*", "", "", "", *values])
-    return markdown(header, rows)
+    return markdown_table(header, rows)
 
 
 def total_steps(experiments: list[Experiment], run: Run | None) -> object:

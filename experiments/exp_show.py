@@ -1,7 +1,7 @@
 """DVC experiments as rows: `dvc exp show --json` read into one `Experiment` per row.
 
 Shared by the readers of experiments (tools/compare.py, experiments/ablation.py), so both see
-the same rows, names and states.
+the same rows, names and states, and print them as the same Markdown tables.
 """
 
 from __future__ import annotations
@@ -74,3 +74,12 @@ def exp_show_json(all_commits: bool, cwd: Path) -> list[dict]:
     if done.returncode != 0:
         raise RuntimeError(f"`dvc {' '.join(cmd[3:])}` failed in {cwd}: {done.stderr.strip() or done.stdout.strip()}")
     return json.loads(done.stdout)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; a `|` inside a cell is escaped so it cannot split the cell."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.strip().replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *(line(r) for r in rows)])

@@ -132,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("no article fell in the val split: raise encode.val_fraction or change encode.seed")
     mix = {"weights": params.mix, "train_kinds": dict(sorted(kinds.items()))}
     if params.type_weights:  # {} keeps metrics/encode.json as before type weights existed
-        unmatched = sorted(set(params.type_weights) - set(types))
         mix |= {"type_weights": params.type_weights, "train_types": dict(sorted(types.items()))}
-        mix |= {"type_weights_unmatched": unmatched} if unmatched else {}
+        unmatched = sorted(set(params.type_weights) - set(types))
+        if unmatched:  # a misspelt type, or one generate.types left out: it changes nothing
+            log.warning("encode.type_weights: no train record has prompt type %s", ", ".join(unmatched))
+            mix["type_weights_unmatched"] = unmatched
     write_json(
         args.metrics,
         {

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evaluation.key_scores import KEY_SCORES
-from experiments.exp_show import Experiment, dig, exp_show_json, parse_exp_show
+from experiments.exp_show import Experiment, dig, exp_show_json, markdown_table, parse_exp_show
 
 EVAL = "metrics/eval.json"
 TRAIN = "metrics/train.json"
@@ -123,12 +123,6 @@ def render_text(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def render_markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.strip() for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -153,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         print("compare: no experiments to show", file=sys.stderr)
         return 1
     header, rows, left_out = table(experiments, args.param)
-    print(render_markdown(header, rows) if args.format == "markdown" else render_text(header, rows))
+    print(markdown_table(header, rows) if args.format == "markdown" else render_text(header, rows))
     if left_out:
         print(f"\nalso differ (add with --param): {', '.join(left_out)}")
     return 0
