@@ -6,15 +6,16 @@ for a GPU server's generation time, so the ideal rate with N in flight is N / la
 shows what the client side costs: the connection pool, threads, JSON, HTTP parsing. The
 server runs in its own process so it does not share the client's GIL.
 
-Reading it: one request costs the client roughly half a millisecond of GIL-bound CPU, so a
-process tops out near 1,000-1,500 requests/s. At 64 in flight and 0.1 s latency the ideal
-(640/s) is close to that ceiling and the ratio drops; at the seconds-long latencies of a real
-GPU server (64 in flight, 1 s latency: ratio ~0.97) the client is not the bottleneck.
+Reading it: every request costs the client about 1 ms of GIL-bound CPU on a 2-core VM
+(httpx/h11 and the syscalls; client_cpu_ms_per_item), so the requests of one wave leave
+spread over N x that. With 128 items at 64 in flight (two waves, 0.2 s ideal) that spread is
+~70 ms and the ratio ~0.72; over 16 waves it is ~0.85. At the seconds-long latencies of a
+real GPU server (64 in flight, 1 s latency: ratio ~0.97) the client is not the bottleneck.
 
 Example:
   python -m bench.generate_throughput --latency 0.1 --items 128
 Output, one line per N:
-  in_flight=16 items=128 seconds=0.84 items_per_s=152.1 ideal_per_s=160.0 ratio=0.95
+  in_flight=16 items=128 seconds=0.85 items_per_s=150.9 ideal_per_s=160.0 ratio=0.94 client_cpu_ms_per_item=1.05
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def _serve(latency: float, conn: Connection) -> None:
     serve_until_told(OpenAIServer(latency=latency), conn)
 
 
-def run_once(base_url: str, in_flight: int, items: int) -> tuple[float, int]:
-    """Push `items` chat calls through one client with `in_flight` threads: (seconds, failures)."""
+def run_once(base_url: str, in_flight: int, items: int) -> tuple[float, float, int]:
+    """Push `items` chat calls through one client with `in_flight` threads: (seconds, client
+    CPU seconds, failures)."""
     params = loopback_params(
         base_url, model="bench-model", timeout_seconds=10.0, max_retries=2, backoff_seconds=0.1, max_backoff_seconds=1.0
     )
@@ -62,10 +64,10 @@ def run_once(base_url: str, in_flight: int, items: int) -> tuple[float, int]:
         # One untimed wave first: opening the connections and starting the threads is paid once
         # per run, and a generate run is thousands of waves long.
         list(pool.map(call, prompts[:in_flight]))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         results = list(pool.map(call, prompts))
-        seconds = time.perf_counter() - start
-    return seconds, results.count(False)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return seconds, cpu, results.count(False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     print(load_report())
     with server_process(_serve, (args.latency,)) as base_url:
         for in_flight in IN_FLIGHT:
-            seconds, failed = run_once(base_url, in_flight, args.items)
+            seconds, cpu, failed = run_once(base_url, in_flight, args.items)
             failures += failed
             rate = args.items / seconds
             ideal = min(in_flight, args.items) / args.latency
             print(
                 f"in_flight={in_flight} items={args.items} seconds={seconds:.2f} "
-                f"items_per_s={rate:.1f} ideal_per_s={ideal:.1f} ratio={rate / ideal:.2f}"
-                + (f" failed={failed}" if failed else "")
+                f"items_per_s={rate:.1f} ideal_per_s={ideal:.1f} ratio={rate / ideal:.2f} "
+                f"client_cpu_ms_per_item={cpu / args.items * 1000:.2f}" + (f" failed={failed}" if failed else "")
             )
     print(f"goal: ratio at in_flight={IN_FLIGHT[-1]} >= {GOAL_RATIO:g} {verdict(rate / ideal >= GOAL_RATIO)}")
     return 1 if failures else 0

@@ -23,8 +23,8 @@ One-shot behaviour: `server.script(step, ...)` queues steps; each chat request t
 (in arrival order) until the queue is empty, then gets the default. Steps: ok(), error(),
 slow(), trickle(), drop(), garbage(), no_choices(), truncated().
 
-Every request is recorded (method, path, lower-cased headers, parsed JSON body) in
-`server.requests`; `server.peak_in_flight` is the most chat requests handled at once.
+Every request is recorded (method, path, lower-cased headers, parsed JSON body, the client's
+port, which names its connection) in `server.requests`; `server.peak_in_flight` is the most chat requests handled at once.
 
 Example:
     with OpenAIServer(latency=0.1) as server:
@@ -128,6 +128,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # keys lower-cased
     body: dict | None  # parsed JSON, None if absent or not JSON
+    client_port: int = 0  # one per connection: how many a client opened, whether it reused them
 
 
 @dataclass
@@ -305,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         app = self.server.app
-        app._record(RecordedRequest("GET", self.path, self._headers_dict(), None))
+        app._record(RecordedRequest("GET", self.path, self._headers_dict(), None, self.client_address[1]))
         if self.path == MODELS_PATH:
             self._send(200, {}, json.dumps(app.answer_models()).encode())
         else:
@@ -319,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         headers = self._headers_dict()
-        app._record(RecordedRequest("POST", self.path, headers, body))
+        app._record(RecordedRequest("POST", self.path, headers, body, self.client_address[1]))
         if self.path != CHAT_PATH:
             self._send(*_error(404, f"no route {self.path}", "not_found"))
             return

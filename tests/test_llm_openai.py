@@ -324,5 +324,19 @@ def test_many_threads_share_one_client(server, make_chat, caplog):
     assert replies == [default_reply(p) for p in prompts]
     assert len(server.chat_requests) == 124
     assert len(chat.waits) == 4
-    # The pool holds `concurrency` connections, so 32 threads never get more than 8 requests in.
+    # `concurrency` connections, so 32 threads never get more than 8 requests in.
     assert 2 <= server.peak_in_flight <= 8
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 16])
+def test_connections_follow_concurrency_and_are_kept_alive(server, make_chat, concurrency):
+    server.latency = 0.05
+    chat = make_chat(concurrency=concurrency)
+    prompts = [[{"role": "user", "content": f"Question number {i} about 1944?"}] for i in range(4 * concurrency)]
+    with ThreadPoolExecutor(max_workers=2 * concurrency) as pool:
+        list(pool.map(chat.chat, prompts))
+    # 4 * concurrency requests over at most `concurrency` connections, so each was reused (kept
+    # alive, not reopened); the threads above the limit waited their turn rather than connect.
+    assert len(server.chat_requests) == 4 * concurrency
+    assert len({r.client_port for r in server.chat_requests}) <= concurrency
+    assert min(2, concurrency) <= server.peak_in_flight <= concurrency
