@@ -25,8 +25,9 @@ from torch import Tensor
 
 from model.attention import RecordPlan, attend, choose_backend, plan_records
 from model.config import GPTConfig
+from model.decode import PlanCache, decode
 from model.head_loss import head_cross_entropy
-from model.kv_cache import KVCache, cached_attention
+from model.kv_cache import KVCache
 from model.packing import cu_seqlens_from_positions, positions_from_cu_seqlens
 
 IGNORE_INDEX = -100  # F.cross_entropy's default ignore_index
@@ -47,14 +48,6 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).view(b * t, 3, self.n_head, c // self.n_head).unbind(1)  # (N, nh, hs) each
         y = attend(q, k, v, plan)  # (N, nh, hs)
         return self.c_proj(y.reshape(b, t, c))
-
-    def decode(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
-        """Attention for the next T tokens of each row, given the earlier ones in `cache` (inference)."""
-        b, t, c = x.shape  # (B, T, C): one sequence per row, continuing at cache.length
-        q, k, v = self.c_attn(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)
-        k, v = cache.append(layer, k, v)  # (B, nh, S, hs): cached positions, then these T
-        y = cached_attention(q, k, v)  # (B, nh, T, hs)
-        return self.c_proj(y.transpose(1, 2).reshape(b, t, c))
 
 
 class MLP(nn.Module):
@@ -84,10 +77,6 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x), plan)
         return x + self.mlp(self.ln_2(x))
 
-    def decode(self, x: Tensor, cache: KVCache, layer: int) -> Tensor:
-        x = x + self.attn.decode(self.ln_1(x), cache, layer)
-        return x + self.mlp(self.ln_2(x))
-
 
 class GPT(nn.Module):
     """The language model. `attention_backend`: "auto" | "flash" | "records" | "dense" (model/attention.py)."""
@@ -110,6 +99,7 @@ class GPT(nn.Module):
         # Untied: the output head has its own weights, as in the seed's models (README.md, "Training").
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.init_weights()
+        self._decode_plans = PlanCache()  # not a module or buffer: nothing in parameters() or state_dict()
 
     @torch.no_grad()
     def init_weights(self) -> None:
@@ -201,19 +191,14 @@ class GPT(nn.Module):
         one sequence at positions cache.length .. cache.length+T-1; the first call (the prompt,
         "prefill") fills the cache, later calls usually pass one token. `last_only` returns
         (B, 1, vocab), skipping the head on the prompt positions that sampling does not need.
+        The arithmetic is forward's, laid out for speed per token (model/decode.py).
         """
         b, t = idx.shape
         start = cache.length
         if start + t > self.config.context_length:
             raise ValueError(f"{start} cached + {t} new tokens exceed context_length={self.config.context_length}")
-        positions = torch.arange(start, start + t, device=idx.device)  # (T,), the same for every row
-        x = self.transformer.wte(idx) + self.transformer.wpe(positions)  # (B, T, C)
-        for layer, block in enumerate(self.transformer.h):
-            x = block.decode(x, cache, layer)
-        cache.advance(t)
-        if last_only:
-            x = x[:, -1:]  # (B, 1, C)
-        return self.lm_head(self.transformer.ln_f(x))
+        # the weights are checked when a sequence starts: its cached keys and values hold them anyway
+        return decode(self._decode_plans.get(self, refresh=start == 0), idx, cache, last_only)
 
     def _backend(self, device: torch.device) -> str:
         # q/k/v come out of a Linear, so under autocast they have the autocast dtype

@@ -7,9 +7,9 @@ layer and attention over it is a plain `F.scaled_dot_product_attention` call. `G
 its new keys and values here, then advances the length once for all layers.
 
 The cache is allocated once at its full size (`max_length` positions) and filled in place, so
-a decode step copies one position per layer instead of concatenating the whole history.
-Memory: 2 * n_layer * batch * max_length * n_embd elements, e.g. ww2-183m at its 4096 context
-in fp32: 453 MB per row.
+a decode step copies one position per layer (keys and values in one copy) instead of
+concatenating the whole history. Memory: 2 * n_layer * batch * max_length * n_embd elements,
+e.g. ww2-183m at its 4096 context in fp32: 453 MB per row.
 
 Example:
     cache = model.new_cache(batch_size=1, max_length=len(prompt) + 64)
@@ -27,7 +27,7 @@ from model.config import GPTConfig
 
 
 class KVCache:
-    """Per-layer keys and values of the positions decoded so far, (B, nh, max_length, hs) each."""
+    """Per-layer keys and values of the positions decoded so far, one (L, 2, B, nh, max_length, hs) tensor."""
 
     def __init__(
         self,
@@ -40,26 +40,24 @@ class KVCache:
         max_length = config.context_length if max_length is None else max_length
         if not 1 <= max_length <= config.context_length:
             raise ValueError(f"cache max_length must be in 1..{config.context_length}, got {max_length}")
-        shape = (config.n_layer, batch_size, config.n_head, max_length, config.head_size)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)  # (L, B, nh, max_length, hs)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        shape = (config.n_layer, 2, batch_size, config.n_head, max_length, config.head_size)
+        self.kv = torch.zeros(shape, device=device, dtype=dtype)  # [:, 0] keys, [:, 1] values
         self.length = 0  # positions filled, the same in every layer and row
 
     @property
     def max_length(self) -> int:
-        return self.keys.size(3)
+        return self.kv.size(4)
 
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store `layer`'s keys/values for the next T positions, k/v (B, nh, T, hs), and return
-        that layer's keys/values for every position so far, (B, nh, length + T, hs) views."""
-        end = self.length + k.size(2)
-        if end > self.max_length:
-            raise ValueError(
-                f"KV cache full: {self.length} + {k.size(2)} positions exceed max_length={self.max_length}"
-            )
-        self.keys[layer, :, :, self.length : end] = k
-        self.values[layer, :, :, self.length : end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+    def append(self, layer: int, kv: Tensor) -> tuple[Tensor, Tensor]:
+        """Store `layer`'s keys and values for the next T positions, kv (2, B, nh, T, hs), and
+        return that layer's keys and values for every position so far, (B, nh, length + T, hs) views."""
+        t = kv.size(3)
+        if self.length + t > self.max_length:
+            raise ValueError(f"KV cache full: {self.length} + {t} positions exceed max_length={self.max_length}")
+        layer_kv = self.kv[layer]  # (2, B, nh, max_length, hs)
+        layer_kv.narrow(3, self.length, t).copy_(kv)
+        k, v = layer_kv.narrow(3, 0, self.length + t).unbind(0)
+        return k, v
 
     def advance(self, steps: int) -> None:
         """Count `steps` more positions as filled; called once per forward, after the last layer."""

@@ -86,6 +86,19 @@ def test_decoding_leaves_no_trace_in_the_model():
     assert set(before) == set(model.state_dict())  # no cache buffers registered on the model
 
 
+def test_decoding_follows_changed_weights():
+    model, other = tiny_gpt(), tiny_gpt(seed=1)
+    run(generate(model, PROMPT, 5))  # the decode path now holds its copies of model's weights
+    model.load_state_dict(other.state_dict())  # in place, as a resume or an optimizer step would
+    assert run(generate(model, PROMPT, 20)) == run(generate(other, PROMPT, 20, use_cache=False))
+
+
+def test_forward_decode_runs_in_grad_mode_too():  # inference only, but a caller may forget no_grad
+    model = tiny_gpt()
+    idx = torch.tensor([PROMPT])
+    assert (model.forward_decode(idx, model.new_cache()) - logits_of(model, idx)).abs().max() <= 1e-5
+
+
 # --- generate --------------------------------------------------------------------------------
 
 
