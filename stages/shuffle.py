@@ -1,7 +1,8 @@
 """shuffle: sharded file-based shuffle of JSONL records, memory bounded by one shard.
 
 Two passes (dataset/shuffle.py has the algorithm and why it is a uniform permutation): lines
-go to `shards` random shard files, then each shard is permuted and appended to the output.
+go to `shards` random shards (kept in a few spill files), then each shard is permuted and
+appended to the output.
 `mode: chunks` instead cuts the input into runs of `chunk_records` consecutive records and
 shuffles only the order of the runs (an article's records stay together: the seed project's
 first shuffle, kept to compare).

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dataset.shuffle import Spread
+from dataset.shuffle import Spill, line_spans, newline_spans, read_chunks
+from dataset.spread import ARTICLE, Spread
 from stages import shuffle
 from tests.conftest import ROOT
 
@@ -110,6 +112,66 @@ def test_spread_counts_runs_across_batches():
         b"C": 4,
         b"D": 2,
     }
+
+
+def test_chunks_are_the_batches_readlines_gave(tmp_path):
+    # The shard draws are made per chunk, so chunks must stay what readlines(hint) returned
+    # (lines until their total passes the hint) for the output to stay the same bytes.
+    first = b"".join(b"%d" % i * (i % 7) + b"\n" for i in range(200)) + b"  \n\n\t\r\n  x\n"
+    paths = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    for path, data in zip(paths, [first, b"\n" * 30 + b"last", b"one\n"], strict=True):
+        path.write_bytes(data)
+    for hint in (1, 16, 64, 1000):
+        reference, blank = [], 0
+        for path in paths:
+            with open(path, "rb") as handle:
+                while lines := handle.readlines(hint):
+                    lines[-1] += b"" if lines[-1].endswith(b"\n") else b"\n"
+                    reference.append([line for line in lines if line.strip()])
+                    blank += len(lines) - len(reference[-1])
+        chunks = list(read_chunks(paths, hint))
+        assert [[c[s:e] for s, e in zip(*line_spans(c)[:2], strict=True)] for c in chunks] == reference
+        assert sum(line_spans(c)[2] for c in chunks) == blank == 29 + 3 + 30
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"article":"Midway"}',
+        b'{"article" :  "Battle of \\"Kursk\\""}',
+        b'{"article":"C:\\\\"}',
+        b'{"article":""}',
+        b'{"kind":"article","article":"Dunkirk"}',
+        b'{"article":"unterminated}',
+        b'{"article":"escape at the end\\',
+        b'{"x":1}',
+    ],
+)
+def test_article_regex_matches_the_per_character_form(line):
+    old = re.compile(rb'"article"\s*:\s*"((?:[^"\\]|\\.)*)"')  # the form it replaced
+    found, expected = ARTICLE.search(line), old.search(line)
+    assert (found and found[1]) == (expected and expected[1])
+
+
+def test_spill_gives_back_each_shard_in_input_order_and_deletes_files_as_it_goes(tmp_path):
+    spill = Spill(tmp_path / "shards", shards=70)  # 32 files of 2 or 3 shards
+    rng = np.random.default_rng(0)
+    sent: dict[int, list[bytes]] = {}
+    for run in range(3):
+        lines = [b"run %d line %d\n" % (run, i) for i in range(100)]
+        chunks = [b"".join(lines[:60]), b"".join(lines[60:])]
+        shard_of = rng.integers(70, size=100)
+        spans = [newline_spans(chunk) for chunk in chunks]
+        spill.write_run(chunks, [s for s, _ in spans], [e for _, e in spans], [shard_of[:60], shard_of[60:]])
+        for line, shard in zip(lines, shard_of.tolist(), strict=True):
+            sent.setdefault(shard, []).append(line)
+    spill.close()
+    got = {}
+    for shard, data in spill.read_shards():
+        got[shard] = data
+        assert spill.path(0).exists() == (shard < 2)  # file 0 holds shards 0 and 1: gone once read
+    assert got == {shard: b"".join(lines) for shard, lines in sent.items()}
+    assert not any(spill.folder.iterdir())
 
 
 @pytest.fixture(scope="module")
