@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         log.info("removed_stale_temps=%d store=%s", removed, store.url)
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
-    items = plan_items(windows, types, params.mode, fingerprint, params.seed, params.samples_per_type)
+    samples = {t.name: params.type_samples.get(t.name, params.samples_per_type) for t in types}
+    if unused := sorted(set(params.type_samples) - set(samples)):  # a typo, or a registry without the type
+        log.warning("generate.type_samples names types this run does not have: %s", ", ".join(unused))
+    items = plan_items(windows, types, params.mode, fingerprint, params.seed, samples)
     if weights is not None:  # a probe's priorities: what the student fails is generated first
         items = prioritise(items, windows, types, weights)
     done = store.keys(DONE)
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         backend.close()
-    records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, params.samples_per_type)
+    records, per_type, stats = consolidate(store, windows, types, params.mode, fingerprint, samples)
     choice_types = {t.name for t in types if t.format == "multiple_choice"}
     letters = balance_choice_letters(records, choice_types, params.seed)
     write_jsonl(args.out, records)

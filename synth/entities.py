@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from synth.english import FUNCTION_WORDS, MEASURES, NOUN_STOP, PARTICLES, PLURAL_WORDS, SPELLED, follows_name_word
@@ -297,6 +298,43 @@ def find_people(sentence: str, gazetteer: Gazetteer | None = None, known: KnownP
             if _plausible_bare_name(sentence, match.start(), match.end(), known):
                 found.append(Entity("person", match.group(), match.start(), match.end(), "bare"))
     return non_overlapping(found)
+
+
+# --- other proper names (blanks only) ----------------------------------------------------
+
+_NAME_WORD = r"(?:[A-Z]\.){1,3}(?!\w)|(?:Jr|Sr|St|Mt|No)\.|[A-Z][\w'’-]*"  # "W.", "U.S.", "St.", "Nelson"
+NAME_RUN = re.compile(
+    rf"(?:{_NAME_WORD})(?:\s+(?:{_NAME_WORD}|\d+(?:,\d{3})*(?!\w)|(?:of|von|van|der|de|du|la|an|am)(?=\s+[A-Z])))*"
+)
+MONTHS = frozenset(re.findall(r"[A-Z][a-z]+", MONTH))
+
+
+def find_proper_names(
+    sentence: str, is_proper: Callable[[str], bool], demonyms: frozenset[str], taken: Iterable[Entity]
+) -> list[Entity]:
+    """Runs of capitalised words the kinds above do not cover ("Donald M. Nelson", "USS
+    Arizona", "Hitokappu Bay", "Executive Order 9066", "No. 303 Squadron"), as kind "name".
+
+    A run must hold two capitalised words or one the corpus treats as proper (`is_proper`: so
+    a capitalised "Board" alone is no name), must not start the sentence (a blank never does) and must not overlap an entity in `taken`; a leading "The" and a trailing possessive
+    are left out, and a run of demonyms or months only ("American", "May") is no name."""
+    found = []
+    for match in NAME_RUN.finditer(sentence):
+        start, text = match.start(), match.group()
+        if text.startswith("The "):
+            start, text = start + 4, text[4:]
+        text = re.sub(r"['’]s$", "", text)
+        words = [w.rstrip(".,") for w in text.split()]
+        end = start + len(text)
+        capitalised = [w for w in words if w[:1].isupper() and len(w) > 1]
+        if start == 0 or not (len(capitalised) >= 2 or any(is_proper(w) for w in capitalised)):
+            continue
+        if all(w in MONTHS or w in FUNCTION_WORDS or w in demonyms for w in words):
+            continue
+        if any(e.start < end and start < e.end for e in taken):
+            continue
+        found.append(Entity("name", text, start, end))
+    return found
 
 
 # --- all kinds ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from common.params import ParamsError
 from llm.base import ChatBackend, blames_the_item, client_error_status
@@ -50,8 +50,18 @@ def select_types(registry: list[PromptType], names: Iterable[str], weights: dict
     return [dataclasses.replace(t, weight=float(weights.get(t.name, t.weight))) for t in chosen]
 
 
+def samples_of(samples: int | Mapping[str, int], ptype: PromptType) -> int:
+    """Draws per window of `ptype`: one count for every type, or a count per type name (default 1)."""
+    return samples if isinstance(samples, int) else samples.get(ptype.name, 1)
+
+
 def plan_items(
-    windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, seed: int, samples: int = 1
+    windows: list[dict],
+    types: list[PromptType],
+    mode: str,
+    fingerprint: dict,
+    seed: int,
+    samples: int | Mapping[str, int] = 1,
 ) -> list[WorkItem]:
     """Every item, in priority order: stride scheduling over types by weight (a type of
     weight 2 gets two items for each one of a weight-1 type), windows of each type in a
@@ -63,7 +73,7 @@ def plan_items(
             continue
         order = list(range(len(windows)))
         random.Random(f"{seed}:{ptype.name}").shuffle(order)
-        for sample in range(samples):
+        for sample in range(samples_of(samples, ptype)):
             for rank, w in enumerate(order, start=sample * len(order)):
                 key = item_key(windows[w], ptype, mode, fingerprint, sample)
                 ranked.append(((rank + 1) / ptype.weight, type_index, WorkItem(key, w, type_index, sample)))
@@ -72,7 +82,12 @@ def plan_items(
 
 
 def consolidate(
-    store: WorkStore, windows: list[dict], types: list[PromptType], mode: str, fingerprint: dict, samples: int = 1
+    store: WorkStore,
+    windows: list[dict],
+    types: list[PromptType],
+    mode: str,
+    fingerprint: dict,
+    samples: int | Mapping[str, int] = 1,
 ) -> tuple[list[dict], dict[str, Counter], Counter]:
     """Records of every finished item, windows in file order, types in registry order, then
     samples; a sample that repeats an earlier record's question and answer is a `duplicate`."""
@@ -80,7 +95,7 @@ def consolidate(
     records, stats, seen = [], Counter(), set()
     per_type: dict[str, Counter] = {t.name: Counter() for t in types}
     for window in windows:
-        for ptype, sample in ((t, s) for t in types for s in range(samples)):
+        for ptype, sample in ((t, s) for t in types for s in range(samples_of(samples, t))):
             key = item_key(window, ptype, mode, fingerprint, sample)
             if key in done:
                 payload = store.get(DONE, key)

@@ -17,6 +17,7 @@ class GenerateParams:
     weights: dict  # per-type priority overrides, e.g. {contrast_person: 3.0}
     seed: int  # window order per type and the rules backend's choices
     samples_per_type: int  # draws per (window, type): more questions about the same facts, in other words
+    type_samples: dict  # per-type samples_per_type, e.g. {fill_blank: 9}; unnamed types take samples_per_type
     executor: str  # local | dask
     concurrency: int  # requests in flight (local) / tasks in flight (dask)
     scheduler_address: str  # dask: tcp://host:8786 of a running scheduler
@@ -32,6 +33,9 @@ def check_params(params: GenerateParams, where: str) -> None:
     """Values the dataclass types cannot check; `where` is e.g. "params.yaml:generate"."""
     if params.samples_per_type < 1:
         raise ParamsError(f"{where}.samples_per_type: must be >= 1, got {params.samples_per_type}")
+    for name, count in params.type_samples.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ParamsError(f"{where}.type_samples.{name}: expected a whole number >= 1, got {count!r}")
     if params.mode not in ("single", "chain"):
         raise ParamsError(f"{where}.mode: {params.mode!r} is not single or chain")
     if params.executor not in ("local", "dask"):

@@ -27,12 +27,12 @@ from llm.base import ChatBackend, LLMError
 from synth.context_refs import outside_reference
 from synth.distractors import Distractors
 from synth.english import SPELLED, word_set
-from synth.entities import Entity, find_dates, name_of, number_value, surnames
+from synth.entities import Entity, find_dates, find_proper_names, name_of, number_value, surnames
 from synth.entity_index import EntityIndex
 from synth.gazetteer import DEFAULT_GAZETTEER
 from synth.rules_questions import WhQuestion, lower_first, parse_clause, target_phrase, usable, wh_question
 
-RULES_VERSION = 7  # bump whenever a change alters any reply, so cached work items regenerate
+RULES_VERSION = 9  # bump whenever a change alters any reply, so cached work items regenerate
 
 QA_KINDS = {
     "who": ("person",),
@@ -50,7 +50,7 @@ CONTRAST_QA = {
 WRONG_KIND = {"wrong_person": "person", "wrong_place": "place", "wrong_date": "date"}
 SWAP_KINDS = ("person", "place", "date", "number", "unit", "operation")
 BLANK_KINDS = {
-    "fill_blank": ("person", "place", "unit", "operation"),
+    "fill_blank": ("person", "place", "unit", "operation", "name"),
     "fill_blank_date": ("date",),
     "fill_blank_number": ("number",),
 }
@@ -76,6 +76,29 @@ class Unsupported(Exception):
 
 def stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+class Draws(random.Random):
+    """The random choices of one (window, prompt type, sample) item.
+
+    `distinct` makes the samples of one (window, type) take different candidates: sample k
+    takes the k-th of the candidates in an order seeded without the sample, so three samples
+    ask about three facts instead of drawing one fact twice. Everything else (wording,
+    distractors) is drawn from the sample's own seed."""
+
+    def __init__(self, seed: int, window_id: str, name: str, sample: int):
+        super().__init__(stable_seed(seed, window_id, name, *((sample,) if sample else ())))
+        self.draw = sample  # not `sample`: random.Random.sample is a method
+        self._order_seed = stable_seed(seed, window_id, name, "order")
+
+    def distinct(self, found: list, wrap: bool = True):
+        """The sample's own candidate of `found`; past the last one the order starts again
+        (`wrap`) or the item is skipped (`samples_exhausted`: a blank has no other wording)."""
+        if self.draw >= len(found) and not wrap:
+            raise Unsupported("samples_exhausted")
+        order = list(range(len(found)))
+        random.Random(self._order_seed).shuffle(order)
+        return found[order[self.draw % len(found)]]
 
 
 def topic_phrase(article: str, is_person: bool) -> str:
@@ -140,7 +163,7 @@ class RulesBackend(ChatBackend):
         self.index = EntityIndex.from_windows(windows)
         self.distractors = Distractors(self.index, windows)
         self._wh: dict[str, tuple[WhQuestion, ...]] = {}
-        self._builders: dict[str, Callable[[str, dict, random.Random], str]] = {
+        self._builders: dict[str, Callable[[str, dict, Draws], str]] = {
             **dict.fromkeys(QA_KINDS, self._qa),
             **dict.fromkeys(CONTRAST_QA, self._contrast),
             **dict.fromkeys(WRONG_KIND, self._wrong_premise),
@@ -174,9 +197,7 @@ class RulesBackend(ChatBackend):
             raise Unsupported("type_not_supported")
         if ptype.format != FORMATS[ptype.name]:
             raise Unsupported("format_not_supported")
-        parts = (self.seed, window["id"], ptype.name) + ((sample,) if sample else ())
-        rng = random.Random(stable_seed(*parts))
-        return self._builders[ptype.name](ptype.name, window, rng)
+        return self._builders[ptype.name](ptype.name, window, Draws(self.seed, window["id"], ptype.name, sample))
 
     # --- material ------------------------------------------------------------------------
 
@@ -192,9 +213,17 @@ class RulesBackend(ChatBackend):
             (s, e)
             for s in window["sentences"]
             if self._standalone(s)
-            for e in self.index.entities(s)
+            for e in self._with_names(s, "name" in kinds)
             if e.kind in kinds
         ]
+
+    def _with_names(self, sentence: str, names: bool) -> tuple[Entity, ...]:
+        """The sentence's entities, and with `names` its other proper names too, in order."""
+        entities = self.index.entities(sentence)
+        if not names:
+            return entities
+        extra = find_proper_names(sentence, self.index.is_proper, self.index.gazetteer.demonyms, entities)
+        return tuple(sorted((*entities, *extra), key=lambda e: e.start))
 
     def _missing(self, window: dict, kinds: tuple[str, ...], what: str) -> Unsupported:
         found = any(e.kind in kinds for s in window["sentences"] for e in self.index.entities(s))
@@ -273,12 +302,12 @@ class RulesBackend(ChatBackend):
 
     # --- builders, one per reply shape -----------------------------------------------------
 
-    def _qa(self, name: str, window: dict, rng: random.Random) -> str:
+    def _qa(self, name: str, window: dict, rng: Draws) -> str:
         """A wh-question answered by its short answer and then its own sentence, which states it."""
         found = self._questions(window, QA_KINDS[name])
         if not found:
             raise self._missing(window, QA_KINDS[name], name)
-        sentence, question = rng.choice(found)
+        sentence, question = rng.distinct(found)
         body = self._contextualise(question.body, window["article"], rng, question.target)
         # The short answer first (what a quiz asks for), then the sentence that states it,
         # unless the sentence already opens with it ("Rommel began to pull back ...").
@@ -374,13 +403,13 @@ class RulesBackend(ChatBackend):
         statement = self._statement_context(sentence[: entity.start] + wrong + sentence[entity.end :], article, rng)
         return f"Statement: {statement}\nAnswer: False\nExplanation: {correction(entity, wrong)} {sentence}"
 
-    def _blank(self, name: str, window: dict, rng: random.Random) -> str:
+    def _blank(self, name: str, window: dict, rng: Draws) -> str:
         """One entity blanked out; never the sentence's first words ("____ commanded ...")."""
         kinds = BLANK_KINDS[name]
         found = [(s, e) for s, e in self._entities(window, kinds) if e.start > 0 and s.count(e.text) == 1]
         if not found:
             raise self._missing(window, kinds, "blank")
-        sentence, entity = rng.choice(found)
+        sentence, entity = rng.distinct(found, wrap=False)
         blanked = self._statement_context(
             sentence[: entity.start] + "____" + sentence[entity.end :], window["article"], rng, entity
         )

@@ -8,6 +8,7 @@ from synth.entities import (
     find_operations,
     find_people,
     find_places,
+    find_proper_names,
     find_units,
     find_years,
     name_of,
@@ -183,3 +184,37 @@ def test_entity_index_learns_bare_names_and_lists_values_in_order():
     assert index.values("person") == ("Field Marshal Erwin Rommel", "Gen. Friedrich Paulus", "Paulus", "Rommel")
     assert index.values("date") == ("31 January 1943",)
     assert EntityIndex.from_windows(list(reversed(WINDOWS))).values("person") == index.values("person")
+
+
+NAME_SENTENCES = [
+    "In January 1942 Roosevelt created the War Production Board under Donald M. Nelson to direct raw materials.",
+    "On 19 February 1942 Roosevelt signed Executive Order 9066, which allowed the military to exclude people.",
+    "Their son, Chester W. Nimitz Jr., became a decorated submarine commander.",
+    "The force left Hitokappu Bay in the Kuril Islands on 26 November 1941.",
+    "On 15 September the Germans met No. 303 Squadron over London.",
+    "Maj. Gen. Alexander M. Patch of the U.S. Army took command, and the American troops landed in May.",
+]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    list(
+        zip(
+            NAME_SENTENCES,
+            [
+                ["War Production Board", "Donald M. Nelson"],
+                ["Executive Order 9066"],
+                ["Chester W. Nimitz Jr."],
+                ["Hitokappu Bay"],
+                ["No. 303 Squadron"],
+                ["U.S. Army"],
+            ],
+            strict=True,
+        )
+    ),
+)
+def test_find_proper_names_takes_the_names_other_kinds_miss(sentence, expected):
+    index = EntityIndex(NAME_SENTENCES)
+    names = find_proper_names(sentence, index.is_proper, index.gazetteer.demonyms, index.entities(sentence))
+    assert [n.text for n in names] == expected
+    assert all(sentence[n.start : n.end] == n.text and n.kind == "name" for n in names)

@@ -274,6 +274,24 @@ def test_more_samples_per_type_add_items_and_keep_the_first_samples_keys(tmp_pat
     assert run(tmp_path, params)[0] == 2
 
 
+def test_type_samples_set_the_draws_of_the_named_types_only(tmp_path):
+    params = setup(tmp_path, registry("alpha", "beta"), type_samples={"beta": 3})
+    EchoBackend.calls = 0
+    assert run(tmp_path, params)[0] == 0
+    assert EchoBackend.calls == 6 + 18  # alpha: samples_per_type 1; beta: 3 per window
+    per_type = json.loads((tmp_path / "generate.json").read_text())["per_type"]
+    assert per_type["beta"]["duplicate"] == 12 and "duplicate" not in per_type["alpha"]
+
+
+def test_type_samples_of_no_draw_stop_the_stage_and_of_an_absent_type_are_named(tmp_path, caplog):
+    params = setup(tmp_path, registry("alpha", "beta"), type_samples={"beta": 0})
+    assert run(tmp_path, params)[0] == 2
+    assert "type_samples.beta: expected a whole number >= 1" in caplog.text
+    params = setup(tmp_path, registry("alpha", "beta"), type_samples={"gamma": 2})
+    assert run(tmp_path, params)[0] == 0
+    assert "generate.type_samples names types this run does not have: gamma" in caplog.text
+
+
 # --- the LLM path: configuration errors, transient failures, dead servers ----------------
 
 

@@ -217,9 +217,37 @@ def test_statements_and_blanks_use_only_sentences_that_stand_alone(name):
     backend = RulesBackend([*WINDOWS, BOUND], seed=7)
     used = set()
     for sample in range(12):
-        shown = without_context(backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1])
-        used.update(s for s in BOUND["sentences"] if SequenceMatcher(None, s, shown).ratio() > 0.7)
+        with contextlib.suppress(Unsupported):  # a blank's samples end with the window's entities
+            shown = without_context(backend.reply(ptype(name), BOUND, sample).splitlines()[0].split(": ", 1)[1])
+            used.update(s for s in BOUND["sentences"] if SequenceMatcher(None, s, shown).ratio() > 0.7)
     assert used == {BOUND["sentences"][-1]}
+
+
+def test_the_samples_of_a_blank_ask_about_different_entities_until_none_is_left(backend):
+    asked = 0
+    for win in WINDOWS:
+        items = []
+        for sample in range(60):
+            try:
+                reply = backend.reply(ptype("fill_blank"), win, sample)
+            except Unsupported as exc:
+                assert exc.reason == "samples_exhausted" if sample else True, exc.reason
+                break
+            parsed = PARSERS["fill_blank"](reply)
+            items.append((without_context(parsed.question.removeprefix("Sentence: ")), parsed.answer))
+        assert len(set(items)) == len(items), items  # each sample another (sentence, entity)
+        asked += len(items)
+    assert asked > len(WINDOWS) * 3  # more than samples_per_type's default 3 draws could give
+
+
+def test_the_samples_of_a_question_type_ask_different_questions_while_there_are_any(backend):
+    for win in WINDOWS:
+        found = backend._questions(win, ("person",))
+        questions = []
+        for sample in range(len(found)):
+            with contextlib.suppress(Unsupported):
+                questions.append(PARSERS["qa"](backend.reply(ptype("who"), win, sample)).question)
+        assert len({q.lower() for q in questions}) == len(questions), questions
 
 
 def test_true_statement_explanations_name_a_fact_of_the_statement_and_vary(backend):
