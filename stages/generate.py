@@ -42,6 +42,7 @@ from synth.choice_letters import balance_choice_letters
 from synth.generate import (
     GenerateRunError,
     consolidate,
+    draws_per_type,
     generate_metrics,
     pending_items,
     plan_items,
@@ -90,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("removed_stale_temps=%d store=%s", removed, store.url)
     # The backend's name is part of the key too: two backends may share model and settings.
     fingerprint = {"backend": backend.name, **backend.fingerprint()}
-    samples = {t.name: params.type_samples.get(t.name, params.samples_per_type) for t in types}
-    if unused := sorted(set(params.type_samples) - set(samples)):  # a typo, or a registry without the type
-        log.warning("generate.type_samples names types this run does not have: %s", ", ".join(unused))
+    samples = draws_per_type(types, params.samples_per_type, params.type_samples)
     items = plan_items(windows, types, params.mode, fingerprint, params.seed, samples)
     if weights is not None:  # a probe's priorities: what the student fails is generated first
         items = prioritise(items, windows, types, weights)

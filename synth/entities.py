@@ -316,8 +316,9 @@ def find_proper_names(
     Arizona", "Hitokappu Bay", "Executive Order 9066", "No. 303 Squadron"), as kind "name".
 
     A run must hold two capitalised words or one the corpus treats as proper (`is_proper`: so
-    a capitalised "Board" alone is no name), must not start the sentence (a blank never does) and must not overlap an entity in `taken`; a leading "The" and a trailing possessive
-    are left out, and a run of demonyms or months only ("American", "May") is no name."""
+    a capitalised "Board" alone is no name), must not start the sentence (a blank never does)
+    and must not overlap an entity in `taken`; a leading "The" and a trailing possessive are
+    left out, and a run of demonyms or months only ("American", "May") is no name."""
     found = []
     for match in NAME_RUN.finditer(sentence):
         start, text = match.start(), match.group()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -24,6 +25,8 @@ from synth.generate_params import GenerateParams
 from synth.items import Outcome, WorkItem, attempt_item
 from synth.prompt_types import PromptType
 from synth.work_store import DONE, FAILED, WorkStore
+
+log = logging.getLogger("generate")
 
 
 def item_key(window: dict, ptype: PromptType, mode: str, fingerprint: dict, sample: int = 0) -> str:
@@ -48,6 +51,15 @@ def select_types(registry: list[PromptType], names: Iterable[str], weights: dict
         raise ParamsError(f"generate: unknown prompt type(s) {', '.join(sorted(set(unknown)))}")
     chosen = [by_name[n] for n in names] if names else list(registry)
     return [dataclasses.replace(t, weight=float(weights.get(t.name, t.weight))) for t in chosen]
+
+
+def draws_per_type(types: list[PromptType], default: int, overrides: Mapping[str, int]) -> dict[str, int]:
+    """Draws per window of each type: `overrides` (generate.type_samples) or `default`
+    (generate.samples_per_type). A name no type has is logged, not fatal: the default params
+    name rules types a custom registry may lack."""
+    if unused := sorted(set(overrides) - {t.name for t in types}):
+        log.warning("generate.type_samples names types this run does not have: %s", ", ".join(unused))
+    return {t.name: overrides.get(t.name, default) for t in types}
 
 
 def samples_of(samples: int | Mapping[str, int], ptype: PromptType) -> int:
