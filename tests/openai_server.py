@@ -296,8 +296,12 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do; needs Content-Length
-    # Headers and body go out in two writes; with Nagle on, the second waits for the client's
-    # delayed ACK (~40 ms on Linux) and would swamp the benchmark's latency. uvicorn sets it too.
+    # A buffered wfile (the default is unbuffered): status line, headers and body leave in one
+    # send, not one for the headers and one for the body: a syscall less here and a read less
+    # in the client (the server's CPU per request: 0.08-0.09 -> 0.065-0.075 ms).
+    wbufsize = -1
+    # A trickled reply flushes byte by byte; with Nagle on, each small write would wait for the
+    # client's delayed ACK (~40 ms on Linux). uvicorn sets it too.
     disable_nagle_algorithm = True
     server: _HTTPServer
 
@@ -347,6 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if not trickle:
                 self.wfile.write(data)
+                self.wfile.flush()  # here, so a client that hung up is caught below
             for i in range(len(data) if trickle else 0):
                 if self.server.app._stopping.wait(trickle):
                     break  # the server is stopping: hang up mid-body
