@@ -8,12 +8,14 @@ or raises an LLMError whose `reason` the generate stage counts in its metrics.
 
 - `concurrency` keep-alive connections, each an http.client.HTTPConnection that a request
   checks out and hands back: at most `concurrency` requests are in flight, and each reuses a
-  connection instead of reconnecting. Not httpx: its Client/httpcore/h11 layers cost ~0.37 ms
-  of GIL-held CPU per request against http.client's ~0.12 ms (one send of headers and body
-  together, no URL/cookie/auth/event machinery), and with 64 requests in flight that CPU is
-  serial: it spread each wave's requests over ~50 ms (bench/generate_throughput.py). A shared
-  httpx pool is worse still: httpcore rescans every pooled connection twice per request, O(n^2)
-  in the pool size (https://github.com/encode/httpcore/pull/1035).
+  connection instead of reconnecting. Not httpx: its Client, httpcore and h11 layers (URL
+  merging, cookies, auth and redirect hooks, event-by-event parsing) cost ~0.37 ms of GIL-held
+  CPU per request against http.client's ~0.12 ms (httpx's transport alone ~0.24, httpcore
+  alone ~0.19, httpx.AsyncClient on a loop thread ~0.7), and with 64 requests in flight that
+  CPU is serial: the requests of one wave went out over 30-50 ms (bench/generate_throughput.py).
+  A shared httpx pool is worse still: httpcore rescans every pooled connection twice per
+  request, O(n^2) in the pool size (https://github.com/encode/httpcore/pull/1035). Unlike
+  httpx, no proxy is taken from HTTP(S)_PROXY: the server is reached directly.
 - Qwen3 thinks before answering unless its chat template gets enable_thinking=False, which
   vLLM and SGLang pass through as `chat_template_kwargs`
   (https://qwen.readthedocs.io/en/latest/deployment/vllm.html). A server that rejects the
