@@ -6,16 +6,22 @@ for a GPU server's generation time, so the ideal rate with N in flight is N / la
 shows what the client side costs: the connection pool, threads, JSON, HTTP parsing. The
 server runs in its own process so it does not share the client's GIL.
 
-Reading it: every request costs the client about 1 ms of GIL-bound CPU on a 2-core VM
-(httpx/h11 and the syscalls; client_cpu_ms_per_item), so the requests of one wave leave
-spread over N x that. With 128 items at 64 in flight (two waves, 0.2 s ideal) that spread is
-~70 ms and the ratio ~0.72; over 16 waves it is ~0.85. At the seconds-long latencies of a
-real GPU server (64 in flight, 1 s latency: ratio ~0.97) the client is not the bottleneck.
+Reading it: a request costs the client ~0.12 ms of GIL-bound CPU when alone (http.client and
+its syscalls) and 0.2-0.4 ms with 64 threads waiting on their sockets (client_cpu_ms_per_item,
+which also counts the thread wake-ups and this bench's own executor); the server, an asyncio
+loop in its own process, ~0.15 ms. That CPU is serial, so the requests of one wave leave spread
+over N x that. With 128 items at 64 in flight (two waves, 0.2 s ideal) the spread was ~25 ms
+and the ratio 0.85-0.90 on a 2-core VM at load average 2.9-3.7 (a training run on the other
+core), against 0.71-0.79 in the same window for httpx clients (~0.37 ms alone) and a
+thread-per-connection server; with --items 1024 (16 waves) 0.92-0.94 against 0.82-0.89. At the
+seconds-long latencies of a real GPU server the client is not the bottleneck (64 in flight,
+1 s latency: ratio 0.99).
 
 Example:
   python -m bench.generate_throughput --latency 0.1 --items 128
-Output, one line per N:
-  in_flight=16 items=128 seconds=0.85 items_per_s=150.9 ideal_per_s=160.0 ratio=0.94 client_cpu_ms_per_item=1.05
+Output, one line per N (load average 3.2):
+  in_flight=16 items=128 seconds=0.83 items_per_s=154.2 ideal_per_s=160.0 ratio=0.96 client_cpu_ms_per_item=0.31
+  in_flight=64 items=128 seconds=0.22 items_per_s=570.1 ideal_per_s=640.0 ratio=0.89 client_cpu_ms_per_item=0.28
 """
 
 from __future__ import annotations

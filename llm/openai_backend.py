@@ -2,16 +2,20 @@
 
 vLLM, SGLang, llama.cpp server, Ollama and LM Studio all serve POST {base_url}/chat/completions
 in the OpenAI request/response shape (https://platform.openai.com/docs/api-reference/chat/create).
-We speak it with plain httpx rather than the `openai` SDK so that retries, timeouts and the
-failure reasons are ours: every request either returns the reply text or raises an LLMError
-whose `reason` the generate stage counts in its metrics.
+We speak it with the standard library's http.client rather than the `openai` SDK so that
+retries, timeouts and the failure reasons are ours: every request either returns the reply text
+or raises an LLMError whose `reason` the generate stage counts in its metrics.
 
-- `concurrency` keep-alive connections, each in its own one-connection httpx.Client that a
-  request checks out and hands back: at most `concurrency` requests are in flight, and each
-  reuses a connection instead of reconnecting. Not one shared client with a `concurrency`-sized
-  pool: httpcore rescans every pooled connection (and polls each idle socket) twice per
-  request, O(n^2) in the pool size (https://github.com/encode/httpcore/pull/1035); at 64
-  connections that took 2-3 ms of GIL-held CPU per request, twice the rest of the request.
+- `concurrency` keep-alive connections, each an http.client.HTTPConnection that a request
+  checks out and hands back: at most `concurrency` requests are in flight, and each reuses a
+  connection instead of reconnecting. Not httpx: its Client, httpcore and h11 layers (URL
+  merging, cookies, auth and redirect hooks, event-by-event parsing) cost ~0.37 ms of GIL-held
+  CPU per request against http.client's ~0.12 ms (httpx's transport alone ~0.24, httpcore
+  alone ~0.19, httpx.AsyncClient on a loop thread ~0.7), and with 64 requests in flight that
+  CPU is serial: the requests of one wave went out over 30-50 ms (bench/generate_throughput.py).
+  A shared httpx pool is worse still: httpcore rescans every pooled connection twice per
+  request, O(n^2) in the pool size (https://github.com/encode/httpcore/pull/1035). Unlike
+  httpx, no proxy is taken from HTTP(S)_PROXY: the server is reached directly.
 - Qwen3 thinks before answering unless its chat template gets enable_thinking=False, which
   vLLM and SGLang pass through as `chat_template_kwargs`
   (https://qwen.readthedocs.io/en/latest/deployment/vllm.html). A server that rejects the
@@ -29,12 +33,16 @@ Example:
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
 import queue
+import select
+import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -48,6 +56,7 @@ log = logging.getLogger("generate.openai")
 TEMPLATE_KWARGS_FIELD = "chat_template_kwargs"
 # FastAPI-based servers answer an unexpected field with 422 rather than 400.
 REJECTED_FIELD_STATUSES = {400, 422}
+READ_BYTES = 65536  # per read of a reply; the deadline is checked between reads
 
 
 class RequestDeadline(Exception):
@@ -59,7 +68,7 @@ class OpenAIChat(ChatBackend):
 
     def __init__(self, params: OpenAIParams, concurrency: int = 8, sleep: Callable[[float], None] = time.sleep):
         if not params.base_url.startswith(("http://", "https://")):
-            # Caught here: httpx would raise UnsupportedProtocol on every attempt, after backoffs.
+            # Caught here, not as a failure on every attempt after its backoffs.
             raise ValueError(f"generate.openai.base_url: expected http(s)://host:port/v1, got {params.base_url!r}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -67,25 +76,35 @@ class OpenAIChat(ChatBackend):
         self.name = f"openai:{params.model}"
         self.sleep = sleep
         self.url = params.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Accept": "application/json"}
+        url = urllib.parse.urlsplit(self.url)
+        try:
+            port = url.port  # raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"generate.openai.base_url: {exc}, got {params.base_url!r}") from None
+        if not url.hostname:
+            raise ValueError(f"generate.openai.base_url: no host in {params.base_url!r}")
+        self._target = url.path + (f"?{url.query}" if url.query else "")
+        self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
         api_key = os.environ.get(params.api_key_env, "") if params.api_key_env else ""
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        # One TLS context for all: building one loads the CA bundle (~0.1 s each).
-        tls = httpx.create_ssl_context()
-        self._clients = [
-            httpx.Client(
-                headers=headers,
-                timeout=httpx.Timeout(params.timeout_seconds),
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                verify=tls,
-            )
-            for _ in range(concurrency)
-        ]
-        # LIFO: with fewer requests than clients in flight, the same warm connections serve them.
-        self._idle: queue.LifoQueue[httpx.Client] = queue.LifoQueue()
-        for client in self._clients:
-            self._idle.put(client)
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        if url.scheme == "https":
+            # httpx's TLS context: the same CA bundle (certifi, or SSL_CERT_FILE) as before the
+            # switch; one for all, since building one loads the bundle (~0.1 s each).
+            tls = httpx.create_ssl_context()
+            self._connections = [
+                http.client.HTTPSConnection(url.hostname, port, timeout=params.timeout_seconds, context=tls)
+                for _ in range(concurrency)
+            ]
+        else:
+            self._connections = [
+                http.client.HTTPConnection(url.hostname, port, timeout=params.timeout_seconds)
+                for _ in range(concurrency)
+            ]
+        # LIFO: with fewer requests than connections in flight, the same warm ones serve them.
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
+        for connection in self._connections:
+            self._idle.put(connection)
         self._lock = threading.Lock()
         self._send_template_kwargs = not params.enable_thinking
 
@@ -100,8 +119,8 @@ class OpenAIChat(ChatBackend):
         }
 
     def close(self) -> None:
-        for client in self._clients:
-            client.close()
+        for connection in self._connections:
+            connection.close()
 
     def __enter__(self) -> OpenAIChat:
         return self
@@ -142,28 +161,46 @@ class OpenAIChat(ChatBackend):
         )
 
     @contextmanager
-    def _connection(self) -> Iterator[httpx.Client]:
-        """A client no other thread is using. Waiting here for one to come back is not the
+    def _connection(self) -> Iterator[http.client.HTTPConnection]:
+        """A connection no other thread is using. Waiting here for one to come back is not the
         server's fault, so it has no timeout and never counts as a "timeout" failure."""
-        client = self._idle.get()
+        connection = self._idle.get()
         try:
-            yield client
+            yield connection
         finally:
-            self._idle.put(client)
+            self._idle.put(connection)
 
-    def _post(self, body: dict) -> tuple[int, httpx.Headers, bytes]:
-        """(status, headers, body) of one POST, read whole within timeout_seconds. httpx's
-        timeout bounds each read, not the request: a server that trickles a byte at a time
-        would hold a worker forever, so the body is streamed against an overall deadline."""
-        with self._connection() as client:
-            deadline = time.monotonic() + self.params.timeout_seconds
-            with client.stream("POST", self.url, json=body) as response:
-                chunks = []
-                for chunk in response.iter_bytes():
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise RequestDeadline(f"reply not complete after timeout_seconds={self.params.timeout_seconds}")
-                return response.status_code, response.headers, b"".join(chunks)
+    def _post(self, body: dict) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """(status, headers, body) of one POST, read whole within timeout_seconds. The socket's
+        timeout bounds each connect, send and read, not the request: a server that trickles a
+        byte at a time would hold a worker forever, so the body is read against a deadline."""
+        # httpx's encoding of json=: compact, UTF-8, and NaN refused rather than sent as invalid JSON.
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        with self._connection() as connection:
+            try:
+                return self._exchange(connection, content)
+            except BaseException:
+                connection.close()  # a half-read reply would be taken for the next request's
+                raise
+
+    def _exchange(
+        self, connection: http.client.HTTPConnection, content: bytes
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        if connection.sock is not None and _closed_by_server(connection.sock):
+            connection.close()  # the next request() reconnects
+        deadline = time.monotonic() + self.params.timeout_seconds
+        connection.request("POST", self._target, body=content, headers=self._headers)
+        response = connection.getresponse()
+        chunks = []
+        # read1: whatever has arrived, so the deadline is checked while a reply trickles in.
+        while chunk := response.read1(READ_BYTES):
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise RequestDeadline(f"reply not complete after timeout_seconds={self.params.timeout_seconds}")
+        if response.length:  # the server hung up before the Content-Length it announced
+            raise http.client.IncompleteRead(b"".join(chunks), response.length)
+        response.close()  # done with it: the connection takes the next request
+        return response.status, response.headers, b"".join(chunks)
 
     def chat(self, messages: list[dict[str, str]]) -> str:
         """The assistant's reply, <think> blocks removed; raises LLMError when it fails for good
@@ -174,9 +211,9 @@ class OpenAIChat(ChatBackend):
             retry_after: str | None = None
             try:
                 status, headers, data = self._post(self._body(messages, with_template_kwargs))
-            except (httpx.TimeoutException, RequestDeadline) as exc:  # before TransportError: it is one
+            except (TimeoutError, RequestDeadline) as exc:  # before OSError: socket.timeout is one
                 reason, problem = "timeout", f"{type(exc).__name__}: {exc}"
-            except httpx.TransportError as exc:  # refused, reset, dropped without an answer
+            except (OSError, http.client.HTTPException) as exc:  # refused, reset, dropped, not HTTP
                 reason, problem = "connection", f"{type(exc).__name__}: {exc}"
             else:
                 text = data.decode("utf-8", errors="replace")
@@ -210,6 +247,15 @@ class OpenAIChat(ChatBackend):
         if not text:
             raise LLMError("empty_reply", "no answer left after removing <think> blocks", raw=content)
         return text
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether an idle keep-alive socket has something to read, which for a connection with no
+    request out means the server closed it (its keep-alive timeout) or broke it: reusing it
+    would fail the request. httpcore checks its pooled connections the same way."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def first_choice(body: bytes) -> dict | None:

@@ -18,6 +18,7 @@ from llm.base import LLMError
 from llm.openai_backend import OpenAIChat
 from tests.openai_server import (
     OpenAIServer,
+    cut_off,
     default_reply,
     drop,
     error,
@@ -227,6 +228,23 @@ def test_a_dropped_connection_is_retried(server, make_chat):
     assert len(chat.waits) == 2
 
 
+def test_a_reply_cut_short_is_retried(server, make_chat):
+    server.script(cut_off())  # Content-Length promises more than arrives before the hang-up
+    chat = make_chat()
+    assert chat.chat(MESSAGES) == EXPECTED
+    assert len(chat.waits) == 1
+
+
+def test_an_idle_connection_the_server_closed_is_reopened_not_failed(server, make_chat):
+    server.close_idle = True  # as if its keep-alive timeout fired between our requests
+    chat = make_chat(concurrency=1)
+    for _ in range(3):
+        assert chat.chat(MESSAGES) == EXPECTED
+        time.sleep(0.05)  # the server's FIN arrives while the connection is idle
+    assert chat.waits == []  # no request was sent down the dead connection and retried
+    assert len({r.client_port for r in server.chat_requests}) == 3
+
+
 @pytest.mark.parametrize("bad", [garbage, no_choices], ids=["not_json", "no_choices"])
 def test_an_unusable_200_is_retried(server, make_chat, bad):
     server.script(bad())
@@ -242,10 +260,11 @@ def test_an_unusable_200_is_retried(server, make_chat, bad):
         (lambda: error(429), "http_429"),
         (lambda: slow(2.0), "timeout"),
         (drop, "connection"),
+        (cut_off, "connection"),
         (garbage, "bad_response"),
         (no_choices, "bad_response"),
     ],
-    ids=["503", "429", "slow", "drop", "garbage", "no_choices"],
+    ids=["503", "429", "slow", "drop", "cut_off", "garbage", "no_choices"],
 )
 def test_giving_up_names_the_last_problem(server, make_chat, step, reason):
     server.script(*[step() for _ in range(3)])
