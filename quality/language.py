@@ -38,6 +38,15 @@ phrase as the whole answer ("Gott mit uns") cannot be told from a drifting model
 Every sentence that needs lingua, across a whole batch of texts, goes to lingua in one call
 of its parallel API. Every failure is a Verdict(check, detail); the detail names the
 character, the words or the scores that decided it.
+
+A verdict is a pure function of the text (given the judge's params), and generated records
+repeat texts: the same article sentence answers several prompt types, a question stem recurs
+per type. So a judge judges each distinct text of a batch once, keeps the verdicts of its last
+`memo_size` distinct texts (quality/memo.py; 0 keeps none) for later batches, scores each
+distinct string (a sentence, a view without names) once per lingua call, and remembers per
+sentence what its words say. A sentence with `english_override` English function words and no
+word any foreign check looks at is plainly English and skips the rest (most generated
+sentences); a sentence rejected by words of one language only needs no lingua to name it.
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ from dataclasses import dataclass
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 
+from quality.memo import Memo
 from quality.scripts import first_foreign_char
 from quality.words import (
     ANSWER_WORDS,
@@ -69,8 +79,14 @@ SENTENCE_END = re.compile(r"[.!?;]+[\"'”’)\]]*\s+|\n+")
 NOT_AN_END = re.compile(
     r"(?:\b[A-Za-z]|\b\d{1,2}|\b(?:No|St|Lt|Mt|Dr|Mr|Mrs|Gen|Col|Maj|Capt|Adm|Sgt|Cpl|Pte|Fr|Jr|Sr|vs|Vol|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec))\.$"
 )
+QUOTE_MARKS = re.compile(r'["“„«‘]')  # what every QUOTED match starts with
 QUOTED = re.compile(r'"[^"]+"|“[^”]+”|„[^“”]+[“”]|«[^»]+»|‘[^’]+’')
 HAN_SEED = re.compile(r"[\u4e00-\u9fff]")
+APOSTROPHE = re.compile(r"['’]")
+FOREIGN_OR_ANSWER = frozenset(FOREIGN_WORDS) | frozenset(ANSWER_WORDS)
+# Distinct texts (and sentences) whose verdicts a judge keeps across batches: a text is at
+# most `max_chars` long, most are a sentence or two (~100 chars): about 10 MB per judge.
+MEMO_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -112,13 +128,18 @@ class Evidence:
     answer_words: tuple[tuple[str, tuple[str, ...]], ...]  # foreign yes/no/true/false words, copulas
     masked: tuple[str, ...]  # the words that are not names: lower case, or a first function word
 
-    def foreign_language(self, lingua_values: list) -> str | None:
-        """Of the languages the foreign words belong to ("la" is French, Spanish and Italian),
-        the one lingua rates highest on the whole sentence; then the most words, the alphabet."""
+    def word_languages(self) -> dict[str, int]:
+        """How many of the foreign words belong to each language ("la": French, Spanish, Italian)."""
         counts: dict[str, int] = {}
         for _, languages in self.foreign + self.answer_words:
             for language in languages:
                 counts[language] = counts.get(language, 0) + 1
+        return counts
+
+    def foreign_language(self, lingua_values: list) -> str | None:
+        """Of the languages the foreign words belong to, the one lingua rates highest on the
+        whole sentence; then the most words, the alphabet. One candidate needs no lingua."""
+        counts = self.word_languages()
         if not counts:
             return None
         confidence = {v.language.name.title(): v.value for v in lingua_values}
@@ -152,7 +173,7 @@ def sentence_evidence(sentence: str) -> Evidence:
             answers.append((lower, ANSWER_WORDS[lower]))
         elif lower in FOREIGN_WORDS:
             foreign.append((lower, FOREIGN_WORDS[lower]))
-        prefix = re.split(r"['’]", lower, maxsplit=1)[0]
+        prefix = APOSTROPHE.split(lower, maxsplit=1)[0]
         if prefix != lower and prefix in ELISIONS:  # l'armée, c'est, dell'Unione
             foreign.append((prefix + "'", ELISIONS[prefix]))
         if word[0].islower() or lower in ENGLISH_WORDS or lower in FOREIGN_WORDS or lower in ANSWER_WORDS:
@@ -163,11 +184,16 @@ def sentence_evidence(sentence: str) -> Evidence:
 class SeedJudge:
     """The seed's rule: English confidence exactly `min_confidence` and no U+4E00–U+9FFF."""
 
-    def __init__(self, min_confidence: float = 1.0):
+    def __init__(self, min_confidence: float = 1.0, memo_size: int = MEMO_SIZE):
         self.min_confidence = min_confidence
         self.detector = build_detector(("ENGLISH", "CHINESE"))
+        self.memo: Memo[Verdict | None] = Memo(memo_size)
 
     def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
+        """Verdicts in input order; each distinct text judged once (and remembered)."""
+        return self.memo.each_once(texts, lambda todo: self._judge(todo, parallel))
+
+    def _judge(self, texts: Sequence[str], parallel: bool) -> list[Verdict | None]:
         verdicts: list[Verdict | None] = [None] * len(texts)
         todo = []
         for i, text in enumerate(texts):
@@ -192,16 +218,31 @@ class SeedJudge:
 class DefaultJudge:
     """Script, then function words, then lingua (see the module docstring)."""
 
-    def __init__(self, languages: Sequence[str], min_margin: float, masked_min_words: int, english_override: int):
+    def __init__(
+        self,
+        languages: Sequence[str],
+        min_margin: float,
+        masked_min_words: int,
+        english_override: int,
+        memo_size: int = MEMO_SIZE,
+    ):
         if "ENGLISH" not in languages:
             raise ValueError("filter.languages must include ENGLISH")
         self.detector = build_detector(tuple(languages))
         self.min_margin = min_margin
         self.masked_min_words = masked_min_words
         self.english_override = english_override
+        self.memo: Memo[Verdict | None] = Memo(memo_size)
+        # A sentence recurs inside distinct texts ("True. The number is right: 120,000."); what
+        # its words say depends on nothing else.
+        self._words_of = functools.lru_cache(maxsize=memo_size)(self._words) if memo_size else self._words
 
     def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
-        """Verdicts in input order; every sentence that needs lingua goes to it in one batch."""
+        """Verdicts in input order; each distinct text judged once (and remembered), and every
+        distinct sentence or view that needs lingua goes to it once, in one batch."""
+        return self.memo.each_once(texts, lambda todo: self._judge(todo, parallel))
+
+    def _judge(self, texts: Sequence[str], parallel: bool) -> list[Verdict | None]:
         verdicts: list[Verdict | None] = [None] * len(texts)
         pending: list[tuple[int, Evidence]] = []  # sentences waiting for lingua
         worded: dict[int, tuple[Evidence, str]] = {}  # texts rejected by a sentence's words
@@ -214,11 +255,13 @@ class DefaultJudge:
             # A quoted phrase in an English sentence is a name or a citation ('The motto was
             # "Gott mit uns".'): set aside like a name when the sentence around it has words
             # enough to judge ('Paulus. "Er kapitulierte."' is judged whole).
-            unquoted = QUOTED.sub(" ", text)
-            quotes_aside = len(WORD.findall(unquoted)) >= self.masked_min_words
+            unquoted = QUOTED.sub(" ", text) if QUOTE_MARKS.search(text) else text
+            quotes_aside = unquoted != text and len(WORD.findall(unquoted)) >= self.masked_min_words
             for sentence in split_sentences(unquoted if quotes_aside else text):
-                evidence = sentence_evidence(sentence)
-                reason = self._by_words(evidence)
+                judged = self._words_of(sentence)
+                if judged is None:
+                    continue
+                evidence, reason = judged
                 if reason:
                     worded[i] = (evidence, reason)
                     break
@@ -226,19 +269,41 @@ class DefaultJudge:
                     pending.append((i, evidence))
         pending = [(i, ev) for i, ev in pending if i not in worded]
         # Each sentence twice: as written (what lingua is trained on) and without its names;
-        # sentences already rejected by their words only to name the language.
-        batch = [ev.sentence for _, ev in pending] + [" ".join(ev.masked) for _, ev in pending]
-        batch += [ev.sentence for ev, _ in worded.values()]
-        if parallel:
-            scores = self.detector.compute_language_confidence_values_in_parallel(batch)
-        else:
-            scores = [self.detector.compute_language_confidence_values(text) for text in batch]
-        for k, (i, evidence) in enumerate(pending):
+        # sentences already rejected by their words only to name the language, when their
+        # words belong to more than one.
+        naming = [ev.sentence for ev, _ in worded.values() if len(ev.word_languages()) > 1]
+        batch = [ev.sentence for _, ev in pending] + [" ".join(ev.masked) for _, ev in pending] + naming
+        scores = self._scores(batch, parallel)
+        for i, evidence in pending:
             if verdicts[i] is None:
-                verdicts[i] = self._by_lingua(evidence, scores[k], scores[len(pending) + k])
-        for (i, (evidence, reason)), values in zip(worded.items(), scores[2 * len(pending) :], strict=True):
+                verdicts[i] = self._by_lingua(evidence, scores[evidence.sentence], scores[" ".join(evidence.masked)])
+        for i, (evidence, reason) in worded.items():
+            values = scores[evidence.sentence] if len(evidence.word_languages()) > 1 else []
             verdicts[i] = Verdict(f"language:{evidence.foreign_language(values)}", reason)
         return verdicts
+
+    def _scores(self, batch: list[str], parallel: bool) -> dict[str, list]:
+        """lingua's confidence values of each distinct string (a masked view is often the
+        sentence itself, and sentences recur across texts)."""
+        distinct = list(dict.fromkeys(batch))
+        if parallel:
+            values = self.detector.compute_language_confidence_values_in_parallel(distinct)
+        else:
+            values = [self.detector.compute_language_confidence_values(text) for text in distinct]
+        return dict(zip(distinct, values, strict=True))
+
+    def _words(self, sentence: str) -> tuple[Evidence, str | None] | None:
+        """None when the sentence is plainly English: `english_override` English function words
+        and no word any foreign check looks at (most generated sentences), so neither the words
+        nor lingua can reject it; else its evidence and the words' reason to reject, or None."""
+        lowered = sentence.lower()
+        if "'" not in sentence and "’" not in sentence and not any(c in lowered for c in INFLECTIONS):
+            words = [word.lower() for word in WORD.findall(sentence)]
+            english = sum(map(ENGLISH_WORDS.__contains__, words))
+            if english >= self.english_override and FOREIGN_OR_ANSWER.isdisjoint(words):
+                return None
+        evidence = sentence_evidence(sentence)
+        return evidence, self._by_words(evidence)
 
     def _by_words(self, evidence: Evidence) -> str | None:
         """Why the words alone reject the sentence, or None."""
