@@ -60,7 +60,7 @@ def check_params(params: FilterParams, where: str) -> None:
 
 def build_judges(params: FilterParams, memo_size: int = MEMO_SIZE) -> dict[str, Judge]:
     """Both modes' judges (the evaluation scores both); lingua detectors are cached per process,
-    each judge keeps the verdicts of its last `memo_size` distinct texts (0: none)."""
+    each judge keeps the verdicts of its last `memo_size` distinct texts (0: none, every text judged as it comes)."""
     return {
         "default": DefaultJudge(
             params.languages, params.min_margin, params.masked_min_words, params.english_override, memo_size

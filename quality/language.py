@@ -42,9 +42,9 @@ character, the words or the scores that decided it.
 A verdict is a pure function of the text (given the judge's params), and generated records
 repeat texts: the same article sentence answers several prompt types, a question stem recurs
 per type. So a judge judges each distinct text of a batch once, keeps the verdicts of its last
-`memo_size` distinct texts (quality/memo.py; 0 keeps none) for later batches, scores each
-distinct string (a sentence, a view without names) once per lingua call, and remembers per
-sentence what its words say. A sentence with `english_override` English function words and no
+`memo_size` distinct texts for later batches (quality/memo.py; 0: every text judged as it
+comes), sends each distinct string (a sentence, a view without names) to lingua once and
+keeps the scores of a quarter as many, and remembers per sentence what its words say. A sentence with `english_override` English function words and no
 word any foreign check looks at is plainly English and skips the rest (most generated
 sentences); a sentence rejected by words of one language only needs no lingua to name it.
 """
@@ -233,6 +233,8 @@ class DefaultJudge:
         self.masked_min_words = masked_min_words
         self.english_override = english_override
         self.memo: Memo[Verdict | None] = Memo(memo_size)
+        # lingua's 18 scores of a string take about 1 KB: a quarter as many are kept.
+        self.scores_memo: Memo[list] = Memo(memo_size // 4)
         # A sentence recurs inside distinct texts ("True. The number is right: 120,000."); what
         # its words say depends on nothing else.
         self._words_of = functools.lru_cache(maxsize=memo_size)(self._words) if memo_size else self._words
@@ -284,13 +286,15 @@ class DefaultJudge:
 
     def _scores(self, batch: list[str], parallel: bool) -> dict[str, list]:
         """lingua's confidence values of each distinct string (a masked view is often the
-        sentence itself, and sentences recur across texts)."""
+        sentence itself, and sentences recur across texts and batches)."""
         distinct = list(dict.fromkeys(batch))
-        if parallel:
-            values = self.detector.compute_language_confidence_values_in_parallel(distinct)
-        else:
-            values = [self.detector.compute_language_confidence_values(text) for text in distinct]
+        values = self.scores_memo.each_once(distinct, lambda todo: self._lingua(todo, parallel))
         return dict(zip(distinct, values, strict=True))
+
+    def _lingua(self, strings: list[str], parallel: bool) -> list[list]:
+        if parallel:
+            return self.detector.compute_language_confidence_values_in_parallel(strings)
+        return [self.detector.compute_language_confidence_values(text) for text in strings]
 
     def _words(self, sentence: str) -> tuple[Evidence, str | None] | None:
         """None when the sentence is plainly English: `english_override` English function words

@@ -14,7 +14,7 @@ _MISSING = object()
 
 class Memo(Generic[V]):
     """The results of the last `size` distinct keys; the least recently used goes first.
-    size 0 keeps nothing (each call still judges its own repeats once)."""
+    size 0 is no memo: every key is computed as it comes, repeats too (the naive way)."""
 
     def __init__(self, size: int):
         if size < 0:
@@ -30,6 +30,8 @@ class Memo(Generic[V]):
 
     def each_once(self, keys: Sequence[Hashable], compute: Callable[[list], list[V]]) -> list[V]:
         """compute(keys) in input order, calling `compute` once on the distinct keys not known."""
+        if self.size == 0:
+            return compute(list(keys))
         known: dict[Hashable, V] = {}
         todo = []
         for key in dict.fromkeys(keys):
@@ -45,8 +47,6 @@ class Memo(Generic[V]):
         return [known[key] for key in keys]
 
     def _put(self, key: Hashable, result: V) -> None:
-        if self.size == 0:
-            return
         self._results[key] = result
         if len(self._results) > self.size:
             self._results.popitem(last=False)
