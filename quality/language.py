@@ -84,8 +84,9 @@ QUOTED = re.compile(r'"[^"]+"|“[^”]+”|„[^“”]+[“”]|«[^»]+»|‘
 HAN_SEED = re.compile(r"[\u4e00-\u9fff]")
 APOSTROPHE = re.compile(r"['’]")
 FOREIGN_OR_ANSWER = frozenset(FOREIGN_WORDS) | frozenset(ANSWER_WORDS)
-# Distinct texts (and sentences) whose verdicts a judge keeps across batches: a text is at
-# most `max_chars` long, most are a sentence or two (~100 chars): about 10 MB per judge.
+# Distinct texts (and sentences) whose verdicts a judge keeps across batches. Full, that is
+# some 50 MB per judge (texts of a sentence or two, lingua scores ~1 KB a string); the whole
+# default generate output (10,272 records, 16,478 distinct texts) keeps 7 MB.
 MEMO_SIZE = 1 << 16
 
 
