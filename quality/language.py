@@ -28,25 +28,29 @@ reason of every rejection:
    Władysław Sikorski?" is Polish 0.99, "Yes." is Tsonga. So lingua scores each sentence twice,
    as written and as its plain words only ("ordered the to hold"), and the sentence fails
    when either view prefers another language over English by `min_margin` while the plain
-   view does not prefer English (a tie within 0.01 counts as English). A plain view of fewer than `masked_min_words` words is too
-   short to reject on its own ("squadron hit" is Italian) and may only veto.
+   view does not prefer English (a tie within 0.01 counts as English). The plain view is
+   scored first, and the sentence as written only when that view is neither English nor a
+   tie. A plain view of fewer than `masked_min_words` words is too short to reject on its
+   own ("squadron hit" is Italian) and may only veto.
 Short answers (a name, a year, "Yes.", "True", "Operation Barbarossa") pass: they have no
 foreign words, and their plain view is empty or English. A quoted phrase inside a sentence of
 three or more words is set aside like a name ('The motto was "Gott mit uns".'); a bare foreign
 phrase as the whole answer ("Gott mit uns") cannot be told from a drifting model and fails.
 
-Every sentence that needs lingua, across a whole batch of texts, goes to lingua in one call
-of its parallel API. Every failure is a Verdict(check, detail); the detail names the
-character, the words or the scores that decided it.
+The sentences of a whole batch of texts that need lingua go to it in two calls of its
+parallel API: the plain views, then the sentences they leave open. Every failure is a
+Verdict(check, detail); the detail names the character, the words or the scores that decided
+it.
 
 A verdict is a pure function of the text (given the judge's params), and generated records
 repeat texts: the same article sentence answers several prompt types, a question stem recurs
-per type. So a judge judges each distinct text of a batch once, keeps the verdicts of its last
-`memo_size` distinct texts for later batches (quality/memo.py; 0: every text judged as it
-comes), sends each distinct string (a sentence, a view without names) to lingua once and
-keeps the scores of a quarter as many, and remembers per sentence what its words say. A sentence with `english_override` English function words and no
-word any foreign check looks at is plainly English and skips the rest (most generated
-sentences); a sentence rejected by words of one language only needs no lingua to name it.
+per type. So a judge judges each distinct text of a batch once, keeps the verdicts of its
+last `memo_size` distinct texts for later batches (quality/memo.py; 0: every text judged as
+it comes), sends each distinct string (a sentence, a plain view) to lingua once and keeps
+the scores of a quarter as many, and remembers per sentence what its words say. A sentence
+with `english_override` English function words and no word any foreign check looks at is
+plainly English and skips the rest (most generated sentences); a sentence rejected by words
+of one language needs no lingua to name it.
 """
 
 from __future__ import annotations
@@ -271,13 +275,15 @@ class DefaultJudge:
                 if evidence.masked and evidence.english < self.english_override:
                     pending.append((i, evidence))
         pending = [(i, ev) for i, ev in pending if i not in worded]
-        # Each sentence twice: as written (what lingua is trained on) and without its names;
-        # sentences already rejected by their words only to name the language, when their
-        # words belong to more than one.
+        # The view without names first: when lingua finds it English (most sentences) the
+        # sentence passes whatever the sentence as written scores, so only the others are
+        # scored as written too. Sentences already rejected by their words go in the first
+        # call only to name the language, when their words belong to more than one.
         naming = [ev.sentence for ev, _ in worded.values() if len(ev.word_languages()) > 1]
-        batch = [ev.sentence for _, ev in pending] + [" ".join(ev.masked) for _, ev in pending] + naming
-        scores = self._scores(batch, parallel)
-        for i, evidence in pending:
+        scores = self._scores([" ".join(ev.masked) for _, ev in pending] + naming, parallel)
+        unsettled = [(i, ev) for i, ev in pending if not _english_or_tie(scores[" ".join(ev.masked)])]
+        scores.update(self._scores([ev.sentence for _, ev in unsettled if ev.sentence not in scores], parallel))
+        for i, evidence in unsettled:
             if verdicts[i] is None:
                 verdicts[i] = self._by_lingua(evidence, scores[evidence.sentence], scores[" ".join(evidence.masked)])
         for i, (evidence, reason) in worded.items():
@@ -324,7 +330,7 @@ class DefaultJudge:
         """Reject when lingua prefers another language by `min_margin`, on the sentence as
         written or on its words without the names, and the view without names does not
         prefer English (names alone make lingua call "Who was Władysław Sikorski?" Polish)."""
-        if masked[0].language == Language.ENGLISH or _margin(masked) < TIE:
+        if _english_or_tie(masked):
             return None  # the words without names are English, or tie with it ("but")
         margins = [(_margin(view), view[0].language) for view in (full, masked)]
         # One or two words without names are too little for lingua to judge on their own
@@ -343,6 +349,10 @@ class DefaultJudge:
 
 
 TIE = 0.01  # lingua scores this close to English's are a tie, not a preference
+
+
+def _english_or_tie(values: list) -> bool:
+    return values[0].language == Language.ENGLISH or _margin(values) < TIE
 
 
 def _margin(values: list) -> float:
