@@ -9,6 +9,7 @@ counted under "dropped" (common/reasons.py) and names the rejects file it lands 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,8 +20,8 @@ from lingua import Language
 from common.files import JsonlError, JsonlLine
 from common.params import ParamsError
 from common.reasons import Drops
-from quality.language import DefaultJudge, SeedJudge
-from quality.structure import Rejection, structure_rejection, text_fields
+from quality.language import MEMO_SIZE, DefaultJudge, SeedJudge
+from quality.structure import Rejection, structure_rejection, text_fields, text_problem
 
 log = logging.getLogger("filter")
 MODES = ("default", "seed")
@@ -57,11 +58,14 @@ def check_params(params: FilterParams, where: str) -> None:
         raise ParamsError(f"{where}:filter.languages: must include ENGLISH")
 
 
-def build_judges(params: FilterParams) -> dict[str, Judge]:
-    """Both modes' judges (the evaluation scores both); lingua detectors are cached per process."""
+def build_judges(params: FilterParams, memo_size: int = MEMO_SIZE) -> dict[str, Judge]:
+    """Both modes' judges (the evaluation scores both); lingua detectors are cached per process,
+    each judge keeps the verdicts of its last `memo_size` distinct texts (0: none, every text judged as it comes)."""
     return {
-        "default": DefaultJudge(params.languages, params.min_margin, params.masked_min_words, params.english_override),
-        "seed": SeedJudge(params.seed_min_confidence),
+        "default": DefaultJudge(
+            params.languages, params.min_margin, params.masked_min_words, params.english_override, memo_size
+        ),
+        "seed": SeedJudge(params.seed_min_confidence, memo_size),
     }
 
 
@@ -71,9 +75,12 @@ def judge_records(
     """The first failing check of each record (None = keep); one lingua batch for all."""
     results: list[Rejection | None] = [None] * len(records)
     texts, owners = [], []
+    # Fields repeat across a batch's records (a question stem, an article sentence as the
+    # answer of several prompt types): each distinct text is structure-checked once.
+    problem_of = functools.lru_cache(maxsize=None)(text_problem)
     for k, record in enumerate(records):
         fields = text_fields(record, params.skip_meta_keys)
-        results[k] = structure_rejection(record, fields, params.max_chars)
+        results[k] = structure_rejection(record, fields, params.max_chars, problem_of)
         if results[k] is None:
             for path, text in fields:
                 if path in OWN_TEMPLATE_FIELDS.get(record.get("kind"), ()):

@@ -28,16 +28,29 @@ reason of every rejection:
    Władysław Sikorski?" is Polish 0.99, "Yes." is Tsonga. So lingua scores each sentence twice,
    as written and as its plain words only ("ordered the to hold"), and the sentence fails
    when either view prefers another language over English by `min_margin` while the plain
-   view does not prefer English (a tie within 0.01 counts as English). A plain view of fewer than `masked_min_words` words is too
-   short to reject on its own ("squadron hit" is Italian) and may only veto.
+   view does not prefer English (a tie within 0.01 counts as English). The plain view is
+   scored first, and the sentence as written only when that view is neither English nor a
+   tie. A plain view of fewer than `masked_min_words` words is too short to reject on its
+   own ("squadron hit" is Italian) and may only veto.
 Short answers (a name, a year, "Yes.", "True", "Operation Barbarossa") pass: they have no
 foreign words, and their plain view is empty or English. A quoted phrase inside a sentence of
 three or more words is set aside like a name ('The motto was "Gott mit uns".'); a bare foreign
 phrase as the whole answer ("Gott mit uns") cannot be told from a drifting model and fails.
 
-Every sentence that needs lingua, across a whole batch of texts, goes to lingua in one call
-of its parallel API. Every failure is a Verdict(check, detail); the detail names the
-character, the words or the scores that decided it.
+The sentences of a whole batch of texts that need lingua go to it in two calls of its
+parallel API: the plain views, then the sentences they leave open. Every failure is a
+Verdict(check, detail); the detail names the character, the words or the scores that decided
+it.
+
+A verdict is a pure function of the text (given the judge's params), and generated records
+repeat texts: the same article sentence answers several prompt types, a question stem recurs
+per type. So a judge judges each distinct text of a batch once, keeps the verdicts of its
+last `memo_size` distinct texts for later batches (quality/memo.py; 0: every text judged as
+it comes), sends each distinct string (a sentence, a plain view) to lingua once and keeps
+the scores of a quarter as many, and remembers per sentence what its words say. A sentence
+with `english_override` English function words and no word any foreign check looks at is
+plainly English and skips the rest (most generated sentences); a sentence rejected by words
+of one language needs no lingua to name it.
 """
 
 from __future__ import annotations
@@ -49,6 +62,7 @@ from dataclasses import dataclass
 
 from lingua import Language, LanguageDetector, LanguageDetectorBuilder
 
+from quality.memo import Memo
 from quality.scripts import first_foreign_char
 from quality.words import (
     ANSWER_WORDS,
@@ -69,8 +83,15 @@ SENTENCE_END = re.compile(r"[.!?;]+[\"'”’)\]]*\s+|\n+")
 NOT_AN_END = re.compile(
     r"(?:\b[A-Za-z]|\b\d{1,2}|\b(?:No|St|Lt|Mt|Dr|Mr|Mrs|Gen|Col|Maj|Capt|Adm|Sgt|Cpl|Pte|Fr|Jr|Sr|vs|Vol|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec))\.$"
 )
+QUOTE_MARKS = re.compile(r'["“„«‘]')  # what every QUOTED match starts with
 QUOTED = re.compile(r'"[^"]+"|“[^”]+”|„[^“”]+[“”]|«[^»]+»|‘[^’]+’')
 HAN_SEED = re.compile(r"[\u4e00-\u9fff]")
+APOSTROPHE = re.compile(r"['’]")
+FOREIGN_OR_ANSWER = frozenset(FOREIGN_WORDS) | frozenset(ANSWER_WORDS)
+# Distinct texts (and sentences) whose verdicts a judge keeps across batches. Full, that is
+# some 50 MB per judge (texts of a sentence or two, lingua scores ~1 KB a string); the whole
+# default generate output (10,272 records, 16,478 distinct texts) keeps 7 MB.
+MEMO_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -112,13 +133,18 @@ class Evidence:
     answer_words: tuple[tuple[str, tuple[str, ...]], ...]  # foreign yes/no/true/false words, copulas
     masked: tuple[str, ...]  # the words that are not names: lower case, or a first function word
 
-    def foreign_language(self, lingua_values: list) -> str | None:
-        """Of the languages the foreign words belong to ("la" is French, Spanish and Italian),
-        the one lingua rates highest on the whole sentence; then the most words, the alphabet."""
+    def word_languages(self) -> dict[str, int]:
+        """How many of the foreign words belong to each language ("la": French, Spanish, Italian)."""
         counts: dict[str, int] = {}
         for _, languages in self.foreign + self.answer_words:
             for language in languages:
                 counts[language] = counts.get(language, 0) + 1
+        return counts
+
+    def foreign_language(self, lingua_values: list) -> str | None:
+        """Of the languages the foreign words belong to, the one lingua rates highest on the
+        whole sentence; then the most words, the alphabet. One candidate needs no lingua."""
+        counts = self.word_languages()
         if not counts:
             return None
         confidence = {v.language.name.title(): v.value for v in lingua_values}
@@ -152,7 +178,7 @@ def sentence_evidence(sentence: str) -> Evidence:
             answers.append((lower, ANSWER_WORDS[lower]))
         elif lower in FOREIGN_WORDS:
             foreign.append((lower, FOREIGN_WORDS[lower]))
-        prefix = re.split(r"['’]", lower, maxsplit=1)[0]
+        prefix = APOSTROPHE.split(lower, maxsplit=1)[0]
         if prefix != lower and prefix in ELISIONS:  # l'armée, c'est, dell'Unione
             foreign.append((prefix + "'", ELISIONS[prefix]))
         if word[0].islower() or lower in ENGLISH_WORDS or lower in FOREIGN_WORDS or lower in ANSWER_WORDS:
@@ -163,11 +189,16 @@ def sentence_evidence(sentence: str) -> Evidence:
 class SeedJudge:
     """The seed's rule: English confidence exactly `min_confidence` and no U+4E00–U+9FFF."""
 
-    def __init__(self, min_confidence: float = 1.0):
+    def __init__(self, min_confidence: float = 1.0, memo_size: int = MEMO_SIZE):
         self.min_confidence = min_confidence
         self.detector = build_detector(("ENGLISH", "CHINESE"))
+        self.memo: Memo[Verdict | None] = Memo(memo_size)
 
     def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
+        """Verdicts in input order; each distinct text judged once (and remembered)."""
+        return self.memo.each_once(texts, lambda todo: self._judge(todo, parallel))
+
+    def _judge(self, texts: Sequence[str], parallel: bool) -> list[Verdict | None]:
         verdicts: list[Verdict | None] = [None] * len(texts)
         todo = []
         for i, text in enumerate(texts):
@@ -192,16 +223,33 @@ class SeedJudge:
 class DefaultJudge:
     """Script, then function words, then lingua (see the module docstring)."""
 
-    def __init__(self, languages: Sequence[str], min_margin: float, masked_min_words: int, english_override: int):
+    def __init__(
+        self,
+        languages: Sequence[str],
+        min_margin: float,
+        masked_min_words: int,
+        english_override: int,
+        memo_size: int = MEMO_SIZE,
+    ):
         if "ENGLISH" not in languages:
             raise ValueError("filter.languages must include ENGLISH")
         self.detector = build_detector(tuple(languages))
         self.min_margin = min_margin
         self.masked_min_words = masked_min_words
         self.english_override = english_override
+        self.memo: Memo[Verdict | None] = Memo(memo_size)
+        # lingua's 18 scores of a string take about 1 KB: a quarter as many are kept.
+        self.scores_memo: Memo[list] = Memo(memo_size // 4)
+        # A sentence recurs inside distinct texts ("True. The number is right: 120,000."); what
+        # its words say depends on nothing else.
+        self._words_of = functools.lru_cache(maxsize=memo_size)(self._words) if memo_size else self._words
 
     def judge(self, texts: Sequence[str], parallel: bool = True) -> list[Verdict | None]:
-        """Verdicts in input order; every sentence that needs lingua goes to it in one batch."""
+        """Verdicts in input order; each distinct text judged once (and remembered), and every
+        distinct sentence or view that needs lingua goes to it once, in one batch."""
+        return self.memo.each_once(texts, lambda todo: self._judge(todo, parallel))
+
+    def _judge(self, texts: Sequence[str], parallel: bool) -> list[Verdict | None]:
         verdicts: list[Verdict | None] = [None] * len(texts)
         pending: list[tuple[int, Evidence]] = []  # sentences waiting for lingua
         worded: dict[int, tuple[Evidence, str]] = {}  # texts rejected by a sentence's words
@@ -214,31 +262,59 @@ class DefaultJudge:
             # A quoted phrase in an English sentence is a name or a citation ('The motto was
             # "Gott mit uns".'): set aside like a name when the sentence around it has words
             # enough to judge ('Paulus. "Er kapitulierte."' is judged whole).
-            unquoted = QUOTED.sub(" ", text)
-            quotes_aside = len(WORD.findall(unquoted)) >= self.masked_min_words
+            unquoted = QUOTED.sub(" ", text) if QUOTE_MARKS.search(text) else text
+            quotes_aside = unquoted != text and len(WORD.findall(unquoted)) >= self.masked_min_words
             for sentence in split_sentences(unquoted if quotes_aside else text):
-                evidence = sentence_evidence(sentence)
-                reason = self._by_words(evidence)
+                judged = self._words_of(sentence)
+                if judged is None:
+                    continue
+                evidence, reason = judged
                 if reason:
                     worded[i] = (evidence, reason)
                     break
                 if evidence.masked and evidence.english < self.english_override:
                     pending.append((i, evidence))
         pending = [(i, ev) for i, ev in pending if i not in worded]
-        # Each sentence twice: as written (what lingua is trained on) and without its names;
-        # sentences already rejected by their words only to name the language.
-        batch = [ev.sentence for _, ev in pending] + [" ".join(ev.masked) for _, ev in pending]
-        batch += [ev.sentence for ev, _ in worded.values()]
-        if parallel:
-            scores = self.detector.compute_language_confidence_values_in_parallel(batch)
-        else:
-            scores = [self.detector.compute_language_confidence_values(text) for text in batch]
-        for k, (i, evidence) in enumerate(pending):
+        # The view without names first: when lingua finds it English (most sentences) the
+        # sentence passes whatever the sentence as written scores, so only the others are
+        # scored as written too. Sentences already rejected by their words go in the first
+        # call only to name the language, when their words belong to more than one.
+        naming = [ev.sentence for ev, _ in worded.values() if len(ev.word_languages()) > 1]
+        scores = self._scores([" ".join(ev.masked) for _, ev in pending] + naming, parallel)
+        unsettled = [(i, ev) for i, ev in pending if not _english_or_tie(scores[" ".join(ev.masked)])]
+        scores.update(self._scores([ev.sentence for _, ev in unsettled if ev.sentence not in scores], parallel))
+        for i, evidence in unsettled:
             if verdicts[i] is None:
-                verdicts[i] = self._by_lingua(evidence, scores[k], scores[len(pending) + k])
-        for (i, (evidence, reason)), values in zip(worded.items(), scores[2 * len(pending) :], strict=True):
+                verdicts[i] = self._by_lingua(evidence, scores[evidence.sentence], scores[" ".join(evidence.masked)])
+        for i, (evidence, reason) in worded.items():
+            values = scores[evidence.sentence] if len(evidence.word_languages()) > 1 else []
             verdicts[i] = Verdict(f"language:{evidence.foreign_language(values)}", reason)
         return verdicts
+
+    def _scores(self, batch: list[str], parallel: bool) -> dict[str, list]:
+        """lingua's confidence values of each distinct string (a masked view is often the
+        sentence itself, and sentences recur across texts and batches)."""
+        distinct = list(dict.fromkeys(batch))
+        values = self.scores_memo.each_once(distinct, lambda todo: self._lingua(todo, parallel))
+        return dict(zip(distinct, values, strict=True))
+
+    def _lingua(self, strings: list[str], parallel: bool) -> list[list]:
+        if parallel:
+            return self.detector.compute_language_confidence_values_in_parallel(strings)
+        return [self.detector.compute_language_confidence_values(text) for text in strings]
+
+    def _words(self, sentence: str) -> tuple[Evidence, str | None] | None:
+        """None when the sentence is plainly English: `english_override` English function words
+        and no word any foreign check looks at (most generated sentences), so neither the words
+        nor lingua can reject it; else its evidence and the words' reason to reject, or None."""
+        lowered = sentence.lower()
+        if "'" not in sentence and "’" not in sentence and not any(c in lowered for c in INFLECTIONS):
+            words = [word.lower() for word in WORD.findall(sentence)]
+            english = sum(map(ENGLISH_WORDS.__contains__, words))
+            if english >= self.english_override and FOREIGN_OR_ANSWER.isdisjoint(words):
+                return None
+        evidence = sentence_evidence(sentence)
+        return evidence, self._by_words(evidence)
 
     def _by_words(self, evidence: Evidence) -> str | None:
         """Why the words alone reject the sentence, or None."""
@@ -254,7 +330,7 @@ class DefaultJudge:
         """Reject when lingua prefers another language by `min_margin`, on the sentence as
         written or on its words without the names, and the view without names does not
         prefer English (names alone make lingua call "Who was Władysław Sikorski?" Polish)."""
-        if masked[0].language == Language.ENGLISH or _margin(masked) < TIE:
+        if _english_or_tie(masked):
             return None  # the words without names are English, or tie with it ("but")
         margins = [(_margin(view), view[0].language) for view in (full, masked)]
         # One or two words without names are too little for lingua to judge on their own
@@ -273,6 +349,10 @@ class DefaultJudge:
 
 
 TIE = 0.01  # lingua scores this close to English's are a tie, not a preference
+
+
+def _english_or_tie(values: list) -> bool:
+    return values[0].language == Language.ENGLISH or _margin(values) < TIE
 
 
 def _margin(values: list) -> float:

@@ -21,6 +21,7 @@ A record's text fields are every message's content ("messages[1].content") and e
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,27 +92,41 @@ def _words(text: str) -> str:
     return " " + NON_WORD.sub(" ", text.lower()).strip() + " "
 
 
-def structure_rejection(record: Any, fields: list[tuple[str, str]] | None, max_chars: int) -> Rejection | None:
-    """The first structural problem of a record, or None."""
+def text_problem(text: str, max_chars: int) -> tuple[str, str] | None:
+    """The first (check, detail) one text field fails on its own, or None."""
+    if not text.strip():
+        return "structure:empty", "empty or whitespace only"
+    if len(text) > max_chars:
+        return "structure:too_long", f"{len(text)} chars > max_chars {max_chars}"
+    for check, pattern in (("think", THINK), ("chat_tag", CHAT_TAG), ("label", LABEL)):
+        match = pattern.search(text)
+        if match:
+            return f"structure:{check}", f"{match.group().strip()!r} at char {match.start()}"
+    for name, pattern in MARKUP:
+        match = pattern.search(text)
+        if match:
+            return "structure:markup", f"{name} {match.group()[:40]!r} at char {match.start()}"
+    for check, pattern in CONTENT:
+        match = pattern.search(text)
+        if match:
+            return f"content:{check}", f"{match.group().strip()[:40]!r} at char {match.start()}"
+    return None
+
+
+def structure_rejection(
+    record: Any,
+    fields: list[tuple[str, str]] | None,
+    max_chars: int,
+    problem_of: Callable[[str, int], tuple[str, str] | None] = text_problem,
+) -> Rejection | None:
+    """The first structural problem of a record, or None; `problem_of` is `text_problem` or a
+    memo of it (a batch judges each distinct text once)."""
     if fields is None:
         return Rejection(None, "structure:malformed", "needs an object with a messages list of {role, content} strings")
     for path, text in fields:
-        if not text.strip():
-            return Rejection(path, "structure:empty", "empty or whitespace only")
-        if len(text) > max_chars:
-            return Rejection(path, "structure:too_long", f"{len(text)} chars > max_chars {max_chars}")
-        for check, pattern in (("think", THINK), ("chat_tag", CHAT_TAG), ("label", LABEL)):
-            match = pattern.search(text)
-            if match:
-                return Rejection(path, f"structure:{check}", f"{match.group().strip()!r} at char {match.start()}")
-        for name, pattern in MARKUP:
-            match = pattern.search(text)
-            if match:
-                return Rejection(path, "structure:markup", f"{name} {match.group()[:40]!r} at char {match.start()}")
-        for check, pattern in CONTENT:
-            match = pattern.search(text)
-            if match:
-                return Rejection(path, f"content:{check}", f"{match.group().strip()[:40]!r} at char {match.start()}")
+        problem = problem_of(text, max_chars)
+        if problem:
+            return Rejection(path, *problem)
     messages = record["messages"]
     for i in range(len(messages) - 1):
         if messages[i].get("role") == "user" and messages[i + 1].get("role") == "assistant":

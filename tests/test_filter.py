@@ -4,7 +4,7 @@ import pytest
 from lingua import Language, LanguageDetectorBuilder
 
 from common.params import load_section
-from quality.language import DefaultJudge, SeedJudge, build_detector, split_sentences
+from quality.language import DefaultJudge, SeedJudge, build_detector, sentence_evidence, split_sentences
 from quality.scripts import char_script
 from quality.structure import structure_rejection, text_fields
 from stages import filter as filter_stage
@@ -159,10 +159,49 @@ def test_sentences_split_at_ends_not_initials_or_ordinals():
     assert split_sentences("Die Alliierten landeten am 6. Juni 1944.") == ["Die Alliierten landeten am 6. Juni 1944."]
 
 
-def test_batched_and_per_text_verdicts_agree(default):
-    rows = [json.loads(line) for line in (ROOT / "data/filter_eval.jsonl").read_text().splitlines()][::7]
-    texts = [row["text"] for row in rows]
-    assert default.judge(texts) == [default.judge([t], parallel=False)[0] for t in texts]
+def eval_texts(step: int = 1) -> list[str]:
+    rows = [json.loads(line) for line in (ROOT / "data/filter_eval.jsonl").read_text().splitlines()]
+    return [row["text"] for row in rows[::step]]
+
+
+def test_batched_and_per_text_verdicts_agree():
+    texts = eval_texts(7)
+    batched = DefaultJudge(LANGUAGES, min_margin=0.15, masked_min_words=3, english_override=2)
+    alone = DefaultJudge(LANGUAGES, min_margin=0.15, masked_min_words=3, english_override=2, memo_size=0)
+    assert batched.judge(texts) == [alone.judge([t], parallel=False)[0] for t in texts]
+
+
+@pytest.mark.parametrize("make", [
+    lambda size: DefaultJudge(LANGUAGES, min_margin=0.15, masked_min_words=3, english_override=2, memo_size=size),
+    lambda size: SeedJudge(1.0, memo_size=size),
+], ids=["default", "seed"])  # fmt: skip
+def test_repeated_texts_are_judged_once_with_the_verdicts_of_each_alone(make):
+    texts = eval_texts(9)  # every kind, English and contaminated
+    # Repeats inside a batch and across batches, and distinct texts sharing a sentence.
+    shared = ["Zhukov took Berlin. Das ist richtig.", "Zhukov took Berlin.", "Das ist richtig."]
+    first, second = texts[:70] + texts[:35] + shared * 2, texts[50:] + shared
+    alone = [make(0).judge([t], parallel=False)[0] for t in first + second]
+    assert sum(v is not None for v in alone) >= 10  # rejections too, so their details are compared
+    judge = make(1000)
+    judged = []
+    original = judge._judge
+    judge._judge = lambda todo, parallel: judged.append(list(todo)) or original(todo, parallel)
+    assert judge.judge(first) + judge.judge(second) == alone
+    assert judged == [list(dict.fromkeys(first)), [t for t in dict.fromkeys(second) if t not in first]]
+    small = make(8)  # fewer than the distinct texts: most are judged again after eviction
+    assert small.judge(first) + small.judge(second) == alone
+
+
+def test_a_plainly_english_sentence_is_one_the_words_and_lingua_would_pass(default):
+    checked = 0
+    for text in eval_texts():
+        for sentence in split_sentences(text):
+            if default._words(sentence) is None:
+                evidence = sentence_evidence(sentence)
+                assert default._by_words(evidence) is None, sentence
+                assert evidence.english >= default.english_override, sentence  # lingua not asked
+                checked += 1
+    assert checked >= 50
 
 
 # --- structure ------------------------------------------------------------------------------
