@@ -49,8 +49,8 @@ from pathlib import Path
 
 from bench._timing import load_report, verdict
 from common.params import load_section
+from quality.evidence import split_sentences
 from quality.filter import OWN_TEMPLATE_FIELDS, FilterParams, build_judges, judge_records
-from quality.language import split_sentences
 from quality.structure import Rejection, structure_rejection, text_fields
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ Polish, pruned so they never fire on English prose about the war:
   "de" and "van" are the commonest words of several of these languages, but in English text
   they are names ("Charles de Gaulle"), so those languages are recognised by their other
   words. le, la, el, los, das, der count only where they cannot be part of a name (see
-  filter_language.sentence_evidence).
+  quality/evidence.py, sentence_evidence).
 
 ENGLISH_WORDS: English function words that none of those languages uses (not "in", "is",
 "was", "a", "to", "as", "at", "will", "may": "May 1942" is a month).

@@ -4,7 +4,8 @@ import pytest
 from lingua import Language, LanguageDetectorBuilder
 
 from common.params import load_section
-from quality.language import DefaultJudge, SeedJudge, build_detector, sentence_evidence, split_sentences
+from quality.evidence import sentence_evidence, split_sentences
+from quality.language import DefaultJudge, SeedJudge, build_detector
 from quality.scripts import char_script
 from quality.structure import structure_rejection, text_fields
 from stages import filter as filter_stage
