@@ -85,19 +85,21 @@ class Evidence:
         return min(counts, key=lambda lang: (-confidence.get(lang, 0.0), -counts[lang], lang))
 
 
-def sentence_evidence(sentence: str) -> Evidence:
-    words = WORD.findall(sentence)
+def sentence_evidence(sentence: str, words: list[str] | None = None, lowered: list[str] | None = None) -> Evidence:
+    """`words` (WORD.findall of the sentence) and `lowered` (each in lower case), when the
+    caller has them already: the default judge's plainly-English check finds them first."""
+    if words is None:
+        words = WORD.findall(sentence)
+    if lowered is None:
+        lowered = [word.lower() for word in words]
     in_name = [False] * len(words)  # particles that belong to the name after them
     for i in range(len(words) - 2, -1, -1):
         following = words[i + 1]
-        lower = words[i].lower()
-        particle = lower in NAME_PARTICLES or (
-            lower in NAME_ARTICLES and i > 0 and words[i - 1].lower() in NAME_PARTICLES
-        )
+        lower = lowered[i]
+        particle = lower in NAME_PARTICLES or (lower in NAME_ARTICLES and i > 0 and lowered[i - 1] in NAME_PARTICLES)
         in_name[i] = particle and (following[0].isupper() or in_name[i + 1])
     english, foreign, answers, masked = 0, [], [], []
-    for i, word in enumerate(words):
-        lower = word.lower()
+    for i, (word, lower) in enumerate(zip(words, lowered, strict=True)):
         english += lower in ENGLISH_WORDS
         if lower[-1] in INFLECTIONS and not word.isupper():  # "Dowodził Flotą Pacyfiku."
             answers.append((f"-{lower[-1]} ({word})", INFLECTIONS[lower[-1]]))

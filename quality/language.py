@@ -208,13 +208,14 @@ class DefaultJudge:
         """None when the sentence is plainly English: `english_override` English function words
         and no word any foreign check looks at (most generated sentences), so neither the words
         nor lingua can reject it; else its evidence and the words' reason to reject, or None."""
-        lowered = sentence.lower()
-        if "'" not in sentence and "’" not in sentence and not any(c in lowered for c in INFLECTIONS):
-            words = [word.lower() for word in WORD.findall(sentence)]
-            english = sum(map(ENGLISH_WORDS.__contains__, words))
-            if english >= self.english_override and FOREIGN_OR_ANSWER.isdisjoint(words):
+        words = WORD.findall(sentence)  # found once: sentence_evidence needs them too
+        lowered = [word.lower() for word in words]
+        lower_sentence = sentence.lower()
+        if "'" not in sentence and "’" not in sentence and not any(c in lower_sentence for c in INFLECTIONS):
+            english = sum(map(ENGLISH_WORDS.__contains__, lowered))
+            if english >= self.english_override and FOREIGN_OR_ANSWER.isdisjoint(lowered):
                 return None
-        evidence = sentence_evidence(sentence)
+        evidence = sentence_evidence(sentence, words, lowered)
         return evidence, self._by_words(evidence)
 
     def _by_words(self, evidence: Evidence) -> str | None:

@@ -17,6 +17,7 @@ drifted into Chinese or Japanese, and they are the first sign of it.
 from __future__ import annotations
 
 import bisect
+import re
 import unicodedata
 
 # (first, last, script or None = allowed), sorted, non-overlapping.
@@ -90,6 +91,13 @@ _BLOCKS: list[tuple[int, int, str | None]] = [
     (0x30000, 0x323AF, "Han"),  # extensions G–H
 ]
 _STARTS = [first for first, _, _ in _BLOCKS]
+# Any character outside the allowed blocks: one regex scan finds the first that needs a look-up,
+# where a loop in Python would step over every "é" and "–" of a text.
+_NOT_ALLOWED = re.compile(
+    "[^"
+    + "".join(f"{re.escape(chr(first))}-{re.escape(chr(last))}" for first, last, script in _BLOCKS if script is None)
+    + "]"
+)
 
 
 def char_script(char: str) -> str | None:
@@ -115,7 +123,11 @@ def first_foreign_char(text: str) -> tuple[str, int, str] | None:
     """(script, position, character) of the first character English text may not hold."""
     if text.isascii() and text.isprintable():  # fast path: most records are plain ASCII
         return None
-    for position, char in enumerate(text):
+    found = _NOT_ALLOWED.search(text)
+    if found is None:
+        return None
+    for position in range(found.start(), len(text)):
+        char = text[position]
         if " " <= char <= "~":
             continue
         script = char_script(char)
