@@ -23,6 +23,15 @@ done, so peak disk stays about input + output. A file per shard (1000 of them, a
 with an open-append-close at each flush) spent a third of pass 1 opening and creating files,
 and holding them open would meet a common `ulimit -n` of 1024.
 
+Where the time goes (perf, 500 MB bench input, 2-core VM): about 36% of the run is the
+kernel's copy into page-cache pages inside write() (copy_folio_from_iter_atomic), for the
+spill and the output (1 GB). On this VM a page never touched before is slow: 500 MB written to
+a new file took 0.8-1.7 s, the same into pages just freed by an unlink 0.11 s, and reading it
+back 0.05 s, so pass-1 spill writes and output writes dominate, not Python. Tried and dropped:
+writes in a background thread (no gain with the cores busy, often slower, +15 MB RSS);
+glibc mmap/trim thresholds raised (minor faults 105k -> 16k, wall time not better); one
+finditer over a shard instead of a search per line (no faster).
+
 Crash safety: all work happens in `<out>.tmp/` (spill files and the output part file); the
 part file is fsynced and moved over `out` with os.replace, then the work folder is removed. A
 run killed at any point (kill -9 included) leaves `out` as it was (absent on a first run), and
