@@ -54,7 +54,7 @@ from pathlib import Path
 from bench._timing import load_report, verdict
 from common.params import load_section
 from quality.evidence import split_sentences
-from quality.filter import OWN_TEMPLATE_FIELDS, FilterParams, build_judges, judge_records
+from quality.filter import FilterParams, build_judges, judge_records, language_fields
 from quality.structure import Rejection, structure_rejection, text_fields
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +122,7 @@ def judged_texts(records: list[dict], params: FilterParams) -> list[str]:
     for record in records:
         fields = text_fields(record, params.skip_meta_keys)
         if structure_rejection(record, fields, params.max_chars) is None:
-            texts.extend(text for path, text in fields if path not in OWN_TEMPLATE_FIELDS.get(record.get("kind"), ()))
+            texts.extend(text for _, text in language_fields(record, fields))
     return texts
 
 

@@ -67,6 +67,11 @@ class Evidence:
     answer_words: tuple[tuple[str, tuple[str, ...]], ...]  # foreign yes/no/true/false words, copulas
     masked: tuple[str, ...]  # the words that are not names: lower case, or a first function word
 
+    @property
+    def plain_view(self) -> str:
+        """The words that are not names, as the string lingua scores ("ordered the to hold")."""
+        return " ".join(self.masked)
+
     def word_languages(self) -> dict[str, int]:
         """How many of the foreign words belong to each language ("la": French, Spanish, Italian)."""
         counts: dict[str, int] = {}

@@ -69,6 +69,13 @@ def build_judges(params: FilterParams, memo_size: int = MEMO_SIZE) -> dict[str, 
     }
 
 
+def language_fields(record: dict, fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (path, text) fields of a structurally sound record that the language judge sees:
+    all but those written from our own templates (OWN_TEMPLATE_FIELDS)."""
+    own = OWN_TEMPLATE_FIELDS.get(record.get("kind"), ())
+    return [(path, text) for path, text in fields if path not in own]
+
+
 def judge_records(
     records: Sequence, judge: Judge, params: FilterParams, parallel: bool = True
 ) -> list[Rejection | None]:
@@ -82,9 +89,7 @@ def judge_records(
         fields = text_fields(record, params.skip_meta_keys)
         results[k] = structure_rejection(record, fields, params.max_chars, problem_of)
         if results[k] is None:
-            for path, text in fields:
-                if path in OWN_TEMPLATE_FIELDS.get(record.get("kind"), ()):
-                    continue
+            for path, text in language_fields(record, fields):
                 texts.append(text)
                 owners.append((k, path))
     for (k, path), verdict in zip(owners, judge.judge(texts, parallel=parallel), strict=True):

@@ -181,12 +181,12 @@ class DefaultJudge:
         # scored as written too. Sentences already rejected by their words go in the first
         # call only to name the language, when their words belong to more than one.
         naming = [ev.sentence for ev, _ in worded.values() if len(ev.word_languages()) > 1]
-        scores = self._scores([" ".join(ev.masked) for _, ev in pending] + naming, parallel)
-        unsettled = [(i, ev) for i, ev in pending if not _english_or_tie(scores[" ".join(ev.masked)])]
+        scores = self._scores([ev.plain_view for _, ev in pending] + naming, parallel)
+        unsettled = [(i, ev) for i, ev in pending if not _english_or_tie(scores[ev.plain_view])]
         scores.update(self._scores([ev.sentence for _, ev in unsettled if ev.sentence not in scores], parallel))
         for i, evidence in unsettled:
             if verdicts[i] is None:
-                verdicts[i] = self._by_lingua(evidence, scores[evidence.sentence], scores[" ".join(evidence.masked)])
+                verdicts[i] = self._by_lingua(evidence, scores[evidence.sentence], scores[evidence.plain_view])
         for i, (evidence, reason) in worded.items():
             values = scores[evidence.sentence] if len(evidence.word_languages()) > 1 else []
             verdicts[i] = Verdict(f"language:{evidence.foreign_language(values)}", reason)
@@ -246,7 +246,7 @@ class DefaultJudge:
         return Verdict(
             f"language:{name}",
             f"lingua: as written {full_top.name.title()} +{full_margin:.2f} over English, "
-            f"without names {masked_top.name.title()} +{masked_margin:.2f} on {' '.join(evidence.masked)!r}",
+            f"without names {masked_top.name.title()} +{masked_margin:.2f} on {evidence.plain_view!r}",
         )
 
 
