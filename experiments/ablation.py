@@ -192,19 +192,29 @@ class Run:
     name: str  # the DVC experiment
     overrides: dict  # the recipe's mini overrides plus the budget, checked
     params: dict[str, object]  # params.yaml as the row runs it, flattened like `dvc exp show`'s
+    seed: int | None = None  # train.seed of this run when the table runs each row over several seeds
 
 
-def budget(epochs: float) -> dict[str, float]:
-    return {"train.epochs": float(epochs)}
+def budget(epochs: float, seed: int | None = None) -> dict[str, float | int]:
+    return {"train.epochs": float(epochs), **({} if seed is None else {"train.seed": seed})}
 
 
-def plan(registry: Registry, params: dict, epochs: float = DEFAULT_EPOCHS) -> list[Run]:
-    """One Run per recipe of the table; every row's overrides are checked before any runs."""
+def experiment_name(recipe: str, seed: int | None) -> str:
+    return PREFIX + recipe + ("" if seed is None else f"-s{seed}")
+
+
+def plan(registry: Registry, params: dict, epochs: float = DEFAULT_EPOCHS, seeds: list[int] | None = None) -> list[Run]:
+    """One Run per recipe of the table, or one per recipe and train seed when `seeds` is given (a
+    single run moves ~0.1 on the exam with the seed alone, so a difference needs several);
+    every run's overrides are checked before any runs."""
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"--seeds needs distinct train seeds, got {seeds}")
     runs = []
     for recipe in recipes_in_order():
-        overrides = resolve(registry, recipe, SCALE, params, budget(epochs))
-        applied = apply_overrides(params, overrides, recipe)
-        runs.append(Run(recipe, PREFIX + recipe, overrides, flatten(applied)))
+        for seed in seeds or [None]:
+            overrides = resolve(registry, recipe, SCALE, params, budget(epochs, seed))
+            applied = apply_overrides(params, overrides, recipe)
+            runs.append(Run(recipe, experiment_name(recipe, seed), overrides, flatten(applied), seed))
     return runs
 
 
@@ -269,7 +279,7 @@ def run_rows(
     row is reported and the next one still runs. `dry_run` prints the commands only."""
     outcomes = []
     for number, run in enumerate(runs, 1):
-        row = f"row {number}/{len(runs)} {run.recipe}"
+        row = f"row {number}/{len(runs)} {run.recipe}" + ("" if run.seed is None else f" seed {run.seed}")
         action, why = decide(run, find(experiments, run.name), force)
         todo = commands(run, action)
         if dry_run:

@@ -24,12 +24,32 @@ def number(value: object, digits: int = 3) -> str:
     return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
 
 
-def cell(metric: Metric, exp: Experiment | None, baseline: Experiment | None) -> str:
-    value = metric.read(exp) if exp is not None else None
-    text = number(value, metric.digits)
-    base = metric.read(baseline) if baseline is not None and baseline is not exp else None
-    if isinstance(value, int | float) and isinstance(base, int | float):
-        text += f" ({value - base:+.{metric.digits}f})"
+def mean_sd(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def numbers(metric: Metric, exps: list[Experiment]) -> list[float]:
+    values = (metric.read(exp) for exp in exps)
+    return [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def cell(metric: Metric, exps: list[Experiment], baseline: list[Experiment] | None) -> str:
+    """The row's value (the mean over its seeds, ± their standard deviation when several) and its
+    difference from the baseline row's mean. A non-numeric value is shown as it is."""
+    values = numbers(metric, exps)
+    if not values:
+        return number(metric.read(exps[0]) if exps else None, metric.digits)
+    mean, sd = mean_sd(values)
+    text = number(mean if len(values) > 1 else values[0], metric.digits)
+    if sd is not None:
+        text += f" ±{sd:.{metric.digits}f}"
+    base = numbers(metric, baseline) if baseline else []
+    if base:
+        text += f" ({mean - mean_sd(base)[0]:+.{metric.digits}f})"
     return text
 
 
@@ -42,32 +62,52 @@ def status(exp: Experiment | None, run: Run) -> str:
     return "" if same_params(exp, run) else "other params"
 
 
-def train_columns(exp: Experiment | None, seconds: float | None) -> list[str]:
-    """Optimizer steps of the run (metrics/train.json) and the wall time `run` measured for the
-    whole row (timings stay out of the tracked metrics, so a table read later has none)."""
-    train = exp.metrics.get(TRAIN, {}) if exp is not None else {}
+def row_status(statuses: list[str]) -> str:
+    """One run: its status. Several seeds: '' when all finished, else how many did and why not."""
+    if len(statuses) == 1 or not any(statuses):
+        return statuses[0]
+    done = sum(1 for why in statuses if why in ("", "other params"))
+    reasons = ", ".join(dict.fromkeys(why for why in statuses if why))
+    return f"{done}/{len(statuses)} seeds; {reasons}"
+
+
+def experiment_names(runs: list[Run]) -> str:
+    """`abl-tiny` for one run; `abl-tiny-s1945/7/2` for one run per seed."""
+    if len(runs) == 1:
+        return runs[0].name
+    return f"{runs[0].name}/" + "/".join(str(run.seed) for run in runs[1:])
+
+
+def train_columns(exps: list[Experiment], seconds: float | None) -> list[str]:
+    """Optimizer steps of the run (metrics/train.json; the first seed's, the others train as
+    many) and the wall time `run` measured for the whole row, every seed (timings stay out of
+    the tracked metrics, so a table read later has none)."""
+    train = exps[0].metrics.get(TRAIN, {}) if exps else {}
     return [number(dig(train, "total_steps")), minutes(seconds) if seconds else MISSING]
 
 
+def finished(experiments: list[Experiment], runs: list[Run]) -> list[Experiment]:
+    """The experiments of these runs that have numbers to show (another budget is shown, marked)."""
+    found = ((find(experiments, run.name), run) for run in runs)
+    return [exp for exp, run in found if status(exp, run) in ("", "other params")]
+
+
 def question_table(
-    question: Question, experiments: list[Experiment], runs: dict[str, Run], seconds: dict[str, float]
+    question: Question, experiments: list[Experiment], runs: dict[str, list[Run]], seconds: dict[str, float]
 ) -> str:
     header = ["row", "experiment", "steps", "time", *(m.label for m in question.metrics)]
-    baseline = find(experiments, runs[question.rows[0][1]].name)
-    if baseline is not None and baseline.state:
-        baseline = None  # a failed or queued baseline has no numbers to compare with
+    baseline = finished(experiments, runs[question.rows[0][1]])  # a failed or queued run has no numbers
     rows = []
     for label, recipe in question.rows:
-        run = runs[recipe]
-        exp = find(experiments, run.name)
-        why = status(exp, run)
-        shown = exp if why in ("", "other params") else None
+        recipe_runs = runs[recipe]
+        why = row_status([status(find(experiments, run.name), run) for run in recipe_runs])
+        shown = finished(experiments, recipe_runs)
         rows.append(
             [
                 f"{label} [{why}]" if why else label,
-                run.name,
+                experiment_names(recipe_runs),
                 *train_columns(shown, seconds.get(recipe)),
-                *(cell(m, shown, baseline) for m in question.metrics),
+                *(cell(m, shown, None if recipe == question.rows[0][1] else baseline) for m in question.metrics),
             ]
         )
     trivial_labels = list(dict.fromkeys(label for m in question.metrics for label, _ in m.trivial))
@@ -75,17 +115,17 @@ def question_table(
         values = []
         for metric in question.metrics:
             read = dict(metric.trivial).get(label)
-            values.append("" if read is None else number(read(baseline) if baseline else None, metric.digits))
+            values.append("" if read is None else number(read(baseline[0]) if baseline else None, metric.digits))
         rows.append([f"*{label}*", "", "", "", *values])
     return markdown_table(header, rows)
 
 
-def total_steps(experiments: list[Experiment], run: Run | None) -> object:
-    exp = find(experiments, run.name) if run is not None else None
-    return dig(exp.metrics.get(TRAIN, {}), "total_steps") if exp is not None else None
+def total_steps(experiments: list[Experiment], runs: list[Run] | None) -> object:
+    exps = finished(experiments, runs or [])
+    return dig(exps[0].metrics.get(TRAIN, {}), "total_steps") if exps else None
 
 
-def padded_steps_ratio(experiments: list[Experiment], runs: dict[str, Run]) -> float | None:
+def padded_steps_ratio(experiments: list[Experiment], runs: dict[str, list[Run]]) -> float | None:
     """Steps of the padded row over the baseline's: what equal tokens cost without packing."""
     padded, packed = (total_steps(experiments, runs.get(r)) for r in ("padded", BASELINE))
     return padded / packed if isinstance(padded, int) and isinstance(packed, int) and packed else None
@@ -99,8 +139,14 @@ def render(
     questions: tuple[Question, ...] | None = None,
 ) -> str:
     """The whole table: a note on how the rows were made, then each question's table."""
-    by_recipe = {run.recipe: run for run in runs}
-    seconds = {o.recipe: o.seconds for o in outcomes or [] if o.seconds is not None and not o.returncode}
+    by_recipe: dict[str, list[Run]] = {}
+    for run in runs:
+        by_recipe.setdefault(run.recipe, []).append(run)
+    seconds: dict[str, float] = {}
+    for o in outcomes or []:
+        if o.seconds is not None and not o.returncode:
+            seconds[o.recipe] = seconds.get(o.recipe, 0.0) + o.seconds
+    seeds = [run.seed for run in by_recipe.get(BASELINE, []) if run.seed is not None]
     ratio = padded_steps_ratio(experiments, by_recipe)
     parts = [
         "Every row is a recipe of data/recipes.yaml at the `mini` scale (params.yaml plus the recipe's "
@@ -113,6 +159,13 @@ def render(
         "Italic rows are baselines from the baseline row's metrics/eval.json: chance is a uniform guess over "
         "the options of the choice items; a trivial answer (always the first option, always 'True') is graded "
         "by the same judge on the items it applies to (n)."
+        + (
+            f" Every row ran once per train seed ({', '.join(map(str, seeds))}; `-S train.seed=<seed>`, named "
+            "`abl-<recipe>-s<seed>`): a cell is the mean over the seeds that finished ± their standard deviation, "
+            "and its difference is from the baseline row's mean."
+            if seeds
+            else ""
+        )
     ]
     for question in QUESTIONS if questions is None else questions:
         parts += [f"### {question.title}", question_table(question, experiments, by_recipe, seconds), question.reads]

@@ -235,6 +235,53 @@ def test_row_times_come_from_the_run(runs):
     ] == ["abl-tiny", "210", "3 min 11 s"]
 
 
+def test_seeds_run_every_row_once_per_train_seed(params):
+    runs = plan(load_registry(), params, seeds=[1945, 7])
+    assert [run.name for run in runs[:4]] == [
+        "abl-tiny-s1945",
+        "abl-tiny-s7",
+        "abl-jeopardy-bot-s1945",
+        "abl-jeopardy-bot-s7",
+    ]
+    assert len(runs) == 2 * len(RECIPES)
+    assert runs[1].overrides == {"train.epochs": 3.0, "train.seed": 7} and runs[1].params["train.seed"] == 7
+    assert runs[3].params["encode.mix.qpt"] == 0.0 and runs[3].seed == 7
+    assert ablation.commands(runs[1], ablation.RUN) == [
+        ["dvc", "exp", "run", "--temp", "-n", "abl-tiny-s7", "-S", "train.epochs=3.0", "-S", "train.seed=7"]
+    ]
+    for bad in ([], [7, 7]):
+        with pytest.raises(ValueError, match="distinct train seeds"):
+            plan(load_registry(), params, seeds=bad)
+
+
+def test_the_table_over_seeds_shows_mean_and_sd(params, capsys):
+    runs = plan(load_registry(), params, seeds=[1945, 7, 2])
+    by = {run.name: run for run in runs}
+    raw = exp_show(
+        entry(by["abl-tiny-s1945"], metrics(0.4), params),
+        entry(by["abl-tiny-s7"], metrics(0.3), params),
+        entry(by["abl-tiny-s2"], metrics(0.35), params),
+        entry(by["abl-constant-wd-s1945"], metrics(0.5), params),
+        entry(by["abl-constant-wd-s7"], metrics(0.3), params),
+        entry(by["abl-constant-wd-s2"], None, params, error={"type": "ReproductionError"}),
+    )
+    outcomes = [ablation.Outcome("tiny", ablation.RUN, 0, 60.0), ablation.Outcome("tiny", ablation.RUN, 0, 70.0)]
+    text = render(runs, parse_exp_show(raw), 3.0, outcomes)
+    wd = table_of(text, QUESTIONS[3].title)
+    tiny = wd["two-phase: 0.1, then 0.05 after train.wd_switch_epochs=2 (shipped)"]
+    assert tiny[:4] == ["abl-tiny-s1945/7/2", "210", "2 min 10 s", "0.350 ±0.050"]  # mean ± sample SD, no difference
+    constant = wd["constant 0.1 [2/3 seeds; failed]"]
+    assert constant[:1] + constant[3:4] == ["abl-constant-wd-s1945/7/2", "0.400 ±0.141 (+0.050)"]
+    assert wd["*always the first option*"][3] == "0.430 (n=46)"  # the trivial rows: one baseline run's
+    swap = table_of(text, QUESTIONS[1].title)
+    assert swap["swap off: as generated [0/3 seeds; not run]"][1:] == ["—"] * 7
+    assert "Every row ran once per train seed (1945, 7, 2" in text
+    assert "once per train seed" not in render(plan(load_registry(), params), parse_exp_show(raw), 3.0)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["table", "--seeds", "7,x"])
+    assert exit_info.value.code == 2 and "comma-separated integer seeds" in capsys.readouterr().err
+
+
 def test_help_explains_and_runs_nothing(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--help"])

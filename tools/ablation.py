@@ -20,6 +20,11 @@ row is reported and the others still run; the exit code is 1 if any failed. Then
 Each row is a few CPU minutes on 2 cores (a packed row about 4, padded 12-15: estimated), the
 whole table some 35 minutes.
 
+With --seeds every row runs once per train seed (`-S train.seed=<seed>`, experiments named
+abl-<recipe>-s<seed>) and each cell is the mean over the seeds ± their standard deviation. The
+default's exam log-likelihood accuracy moves ~0.1 between seeds (README), so a single-run
+difference smaller than that says nothing; three seeds triple the time.
+
 `table` prints the table from the experiments `dvc exp show` lists, without running anything: a
 Markdown table per question with the baseline row first, each variant's difference from it,
 the chance and trivial baselines (from the baseline's metrics/eval.json) and "—" / "not run"
@@ -30,6 +35,7 @@ Examples:
   python -m tools.ablation run                     # all rows, then the table (make ablation)
   python -m tools.ablation run --epochs 2 --write ablation.md
   python -m tools.ablation run --force             # rerun every row, even those done
+  python -m tools.ablation run --seeds 1945,7,2    # every row over three train seeds: mean ± SD
   python -m tools.ablation table                   # the table of the experiments done so far
   python -m tools.ablation table -A --write ablation.md   # also experiments of older commits
   dvc exp show --json > exps.json && python -m tools.ablation table --input exps.json
@@ -51,6 +57,15 @@ from experiments.ablation_table import render
 from experiments.exp_show import exp_show_json, parse_exp_show
 from experiments.recipes import RecipeError, load_registry
 from tools.recipes import params_modified
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integer seeds such as 1945,7,2, got {text!r}"
+        ) from None
 
 
 def read_experiments(args) -> list:
@@ -86,10 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         one.add_argument("--epochs", type=float, default=DEFAULT_EPOCHS, help="train.epochs of every row (%(default)s)")
         one.add_argument("--write", type=Path, metavar="FILE", help="also write the Markdown table to FILE")
         one.add_argument("--input", type=Path, help="a saved `dvc exp show --json` instead of running dvc")
+        one.add_argument(
+            "--seeds",
+            type=seed_list,
+            metavar="S1,S2,...",
+            help="run every row once per train.seed (experiments abl-<recipe>-s<seed>); the table shows the mean "
+            "± standard deviation. Default: one run per row at params.yaml's train.seed",
+        )
     args = parser.parse_args(argv)
     args.all_commits = getattr(args, "all_commits", False)
     try:
-        runs = plan(load_registry(), read_params(args.params), args.epochs)
+        runs = plan(load_registry(), read_params(args.params), args.epochs, args.seeds)
         if args.command == "run" and not args.dry_run:
             if args.input:
                 raise RecipeError("--input is for `table` and `run --dry-run`: a real run reads the experiments itself")
