@@ -10,6 +10,8 @@ value it has not got is "—".
 
 from __future__ import annotations
 
+import statistics
+
 from experiments.ablation import BASELINE, QUESTIONS, TRAIN, Metric, Outcome, Question, Run, find, minutes, same_params
 from experiments.exp_show import Experiment, dig, markdown_table
 
@@ -24,14 +26,6 @@ def number(value: object, digits: int = 3) -> str:
     return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
 
 
-def mean_sd(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (None for one value)."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-
-
 def numbers(metric: Metric, exps: list[Experiment]) -> list[float]:
     values = (metric.read(exp) for exp in exps)
     return [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -43,13 +37,13 @@ def cell(metric: Metric, exps: list[Experiment], baseline: list[Experiment] | No
     values = numbers(metric, exps)
     if not values:
         return number(metric.read(exps[0]) if exps else None, metric.digits)
-    mean, sd = mean_sd(values)
+    mean = statistics.fmean(values)
     text = number(mean if len(values) > 1 else values[0], metric.digits)
-    if sd is not None:
-        text += f" ±{sd:.{metric.digits}f}"
+    if len(values) > 1:
+        text += f" ±{statistics.stdev(values):.{metric.digits}f}"  # the sample standard deviation
     base = numbers(metric, baseline) if baseline else []
     if base:
-        text += f" ({mean - mean_sd(base)[0]:+.{metric.digits}f})"
+        text += f" ({mean - statistics.fmean(base):+.{metric.digits}f})"
     return text
 
 
